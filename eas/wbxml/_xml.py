@@ -84,7 +84,7 @@ def from_xml(text: str | bytes) -> bytes:
     try:
         root = etree.fromstring(text.encode("utf-8") if isinstance(text, str) else text, parser)
     except etree.XMLSyntaxError as e:
-        raise WBXMLError(f"XML is not well formed: {e}") from None
+        raise WBXMLError(f"XML is not well formed: {e.msg}") from None
     w = Writer()
     _write(w, root)
     return w.getvalue()

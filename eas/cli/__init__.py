@@ -1,0 +1,63 @@
+"""The ``eas`` command: ``eas wbxml decode|encode`` (more verbs join as the server grows).
+
+Exit codes: 0 success, 2 bad input or usage (one line on stderr naming the offset or
+line at fault), 1 an I/O failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from eas import __version__
+from eas.wbxml import IMPLEMENTATION, WBXMLError, decode, from_xml, to_xml
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _wbxml_decode(args: argparse.Namespace) -> int:
+    sys.stdout.write(to_xml(decode(_read(args.file))))
+    return 0
+
+
+def _wbxml_encode(args: argparse.Namespace) -> int:
+    sys.stdout.buffer.write(from_xml(_read(args.file)))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eas", description="Exchange ActiveSync for any mail server.")
+    p.add_argument("--version", action="version", version=f"eas {__version__} (WBXML codec: {IMPLEMENTATION})")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    wbxml = verbs.add_parser("wbxml", help="decode and encode ActiveSync WBXML")
+    ops = wbxml.add_subparsers(dest="op", required=True, metavar="OP")
+    dec = ops.add_parser("decode", help="WBXML in, pretty XML out")
+    dec.add_argument("file", nargs="?", default="-", help="WBXML file; stdin when absent or -")
+    dec.set_defaults(run=_wbxml_decode)
+    enc = ops.add_parser("encode", help="XML in (namespaces AirSync:, Email: ...), WBXML out")
+    enc.add_argument("file", nargs="?", default="-", help="XML file; stdin when absent or -")
+    enc.set_defaults(run=_wbxml_encode)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except WBXMLError as e:
+        print(f"eas: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"eas: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
