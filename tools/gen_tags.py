@@ -71,7 +71,8 @@ def name(tag: int) -> str:
 
 
 def main(path: str) -> str:
-    spec = json.load(open(path, encoding="utf-8"))
+    with open(path, encoding="utf-8") as f:
+        spec = json.load(f)
     all_versions = tuple(spec["version_values"])
     out = [HEADER.format(versions=all_versions)]
     table = []

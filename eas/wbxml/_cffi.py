@@ -44,4 +44,5 @@ def encode_tape(ops: list[int], strs: bytes, blobs: bytes) -> bytes:
     )
     if r < 0:
         raise encode_error(-r, index[0])
-    return ffi.buffer(out, r)[:]
+    result: bytes = ffi.buffer(out, r)[:]
+    return result

@@ -12,7 +12,7 @@ class Node:
     content, or ``None``) and ``children``. ActiveSync has no mixed content, so a node
     carries text or children, not both."""
 
-    __slots__ = ("tag", "text", "children")
+    __slots__ = ("children", "tag", "text")
 
     def __init__(self, tag: int, text: str | bytes | None = None, children: list[Node] | None = None) -> None:
         self.tag = tag

@@ -275,4 +275,4 @@ def mb_u_int32(v: int) -> bytes:
     return bytes(reversed(out))
 
 
-__all__ = ["decode_tape", "encode_tape", "mb_u_int32", "WBXMLError"]
+__all__ = ["WBXMLError", "decode_tape", "encode_tape", "mb_u_int32"]

@@ -42,7 +42,7 @@ class Writer:
     ``tag`` writes the start tag at once and its END when the ``with`` block ends.
     """
 
-    __slots__ = ("_ops", "_strs", "_blobs", "_close")
+    __slots__ = ("_blobs", "_close", "_ops", "_strs")
 
     def __init__(self) -> None:
         self._ops: list[int] = []
@@ -85,7 +85,8 @@ class Writer:
                 raise WBXMLError("text holds a NUL character, which WBXML strings cannot carry")
         else:
             data = b""
-        return _impl.kernel.encode_tape(ops, data, b"".join(self._blobs))
+        result: bytes = _impl.kernel.encode_tape(ops, data, b"".join(self._blobs))
+        return result
 
 
 def _text(value: object) -> str:
