@@ -21,6 +21,22 @@ if os.environ.get("EAS_PURE_PYTHON", "") not in ("", "0"):
     IMPLEMENTATIONS = ["python"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kernel_independent: run on the first implementation's pass only")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) the second pass of tests that do not touch the codec."""
+    keep, drop = [], []
+    for item in items:
+        param = getattr(item, "callspec", None) and item.callspec.params.get("implementation")
+        second_pass = param is not None and param != IMPLEMENTATIONS[0]
+        (drop if second_pass and item.get_closest_marker("kernel_independent") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", autouse=True, params=IMPLEMENTATIONS)
 def implementation(request: pytest.FixtureRequest) -> Iterator[str]:
     """The kernel ``eas.wbxml`` runs on for this test."""

@@ -11,6 +11,8 @@ import pytest
 
 from eas import tags
 
+pytestmark = pytest.mark.kernel_independent
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SPEC = ROOT.parent / "shared" / "spec" / "codepages.json"
 
