@@ -46,8 +46,13 @@ WORDS = (
     "travel booking hotel flight conference workshop training onboarding policy "
     "security compliance audit backup network outage maintenance window ticket"
 ).split()
-UNICODE_WORDS = ["Grüße", "Müller", "Zürich", "réunion", "café", "naïve", "São", "Łódź",
-                 "東京", "会議", "Привет", "évaluation", "Ærø", "señor", "😀", "€100"]
+# Bodies come in three scripts, per item: 60% plain ASCII, 30% with Latin-1 words (German,
+# French, Spanish), 10% with wider ones (Polish, Cyrillic, CJK, emoji). Python stores these
+# as 1-, 1- and 2-or-4-byte strings, which matters for the cost of UTF-8 en/decoding.
+LATIN1_WORDS = ["Grüße", "Müller", "Zürich", "réunion", "café", "naïve", "São", "évaluation",
+                "Ærø", "señor", "déjà", "Straße"]
+WIDE_WORDS = LATIN1_WORDS + ["Łódź", "東京", "会議", "Привет", "😀", "€100", "✓"]
+SCRIPTS = ((0.6, ()), (0.9, LATIN1_WORDS), (1.0, WIDE_WORDS))
 FIRST = ["Anna", "Ben", "Chloé", "David", "Elif", "Frank", "Grace", "Hiro", "Ines", "Jonas",
          "Katarzyna", "Liam", "María", "Noah", "Olga", "Pedro", "Qiu", "Rosa", "Søren", "Tomás",
          "Uma", "Viktor", "Wei", "Xavier", "Yuki", "Zoë"]
@@ -65,11 +70,19 @@ class Gen:
         self.r = random.Random(seed)
         self.base = _dt.datetime(2024, 5, 6, 8, 0, 0)
 
+    def script(self) -> None:
+        """Pick the script of the next item's text (see SCRIPTS)."""
+        x = self.r.random()
+        self.extra = next(words for limit, words in SCRIPTS if x < limit)
+
+    extra: tuple[str, ...] | list[str] = ()
+
     def words(self, n: int) -> str:
         r = self.r
         out = []
+        extra = self.extra
         for _ in range(n):
-            out.append(r.choice(UNICODE_WORDS) if r.random() < 0.03 else r.choice(WORDS))
+            out.append(r.choice(extra) if extra and r.random() < 0.03 else r.choice(WORDS))
         return " ".join(out)
 
     def sentence(self, lo: int = 6, hi: int = 18) -> str:
@@ -182,6 +195,7 @@ def folder_sync_response(g: Gen, nfolders: int = 50) -> bytes:
 
 def write_mail(w: Writer, g: Gen, html: bool, size: int, full: bool = True) -> None:
     """Email ApplicationData children (MS-ASEMAIL 2.2.2), as Exchange 2010 orders them."""
+    g.script()
     r = g.r
     to = [g.addr() for _ in range(r.randint(1, 4))]
     cc = [g.addr() for _ in range(r.randint(0, 3))]
@@ -291,6 +305,7 @@ def write_recurrence(w: Writer, g: Gen) -> None:
 
 def write_event(w: Writer, g: Gen, tz: str) -> None:
     """Calendar ApplicationData (MS-ASCAL 2.2.2)."""
+    g.script()
     r = g.r
     start = g.when(60).replace(minute=r.choice((0, 30)), second=0)
     end = start + _dt.timedelta(minutes=r.choice((30, 60, 90, 120)))
@@ -381,6 +396,7 @@ def sync_calendar_response(g: Gen, nevents: int = 30) -> bytes:
 
 def write_contact(w: Writer, g: Gen) -> None:
     """Contacts ApplicationData (MS-ASCNTC 2.2.2)."""
+    g.script()
     r = g.r
     first, last = r.choice(FIRST), r.choice(LAST)
     _, email = g.person()
@@ -559,6 +575,7 @@ def item_operations_fetch_response(g: Gen) -> bytes:
 
 def mime_message(g: Gen, size: int) -> bytes:
     """An RFC 5322 multipart/alternative message, as a client puts in SendMail."""
+    g.script()
     _, frm = g.person()
     to = ", ".join(g.addr() for _ in range(3))
     boundary = "_000_" + g.hexid(24) + "_"
