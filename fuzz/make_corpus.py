@@ -1,0 +1,311 @@
+"""Writes the seed corpus fuzz/corpus/: small realistic ActiveSync WBXML messages.
+
+Most are written with eas.wbxml.Writer (WBXML 1.3, UTF-8, no string table); a few are
+hand-written bytes for what the Writer never emits: string tables (STR_T), entities,
+US-ASCII and ISO-8859-1 charsets, a public id given as a string table index, older
+WBXML versions, several text pieces in one element, code page switches back and forth.
+Files are named by the SHA-1 of their content. Run: python fuzz/make_corpus.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+from collections.abc import Callable, Iterator
+
+from eas.tags import (
+    AirSync,
+    AirSyncBase,
+    ComposeMail,
+    Contacts,
+    Email,
+    FolderHierarchy,
+    GetItemEstimate,
+    ItemOperations,
+    Move,
+    Ping,
+    Provision,
+    Search,
+    Settings,
+)
+from eas.wbxml import Writer, decode
+from eas.wbxml._pure import mb_u_int32
+
+OUT = pathlib.Path(__file__).parent / "corpus"
+
+MIME = (
+    b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: hello\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHi Bob,\r\n\r\n"
+    b"see you at 10.\r\n"
+)
+
+
+def w_messages() -> Iterator[bytes]:
+    """Messages written by the Writer, like clients and the server send them."""
+    def doc(body: Callable[[Writer], None]) -> bytes:
+        w = Writer()
+        body(w)
+        return w.getvalue()
+
+    def foldersync_req(w: Writer) -> None:
+        with w.tag(FolderHierarchy.FolderSync):
+            w.leaf(FolderHierarchy.SyncKey, 0)
+
+    def foldersync_resp(w: Writer) -> None:
+        with w.tag(FolderHierarchy.FolderSync):
+            w.leaf(FolderHierarchy.Status, 1)
+            w.leaf(FolderHierarchy.SyncKey, 1)
+            with w.tag(FolderHierarchy.Changes):
+                w.leaf(FolderHierarchy.Count, 3)
+                for sid, name, kind in (("1", "Inbox", 2), ("2", "Sent Items", 5), ("3", "Kalender – Büro", 8)):
+                    with w.tag(FolderHierarchy.Add):
+                        w.leaf(FolderHierarchy.ServerId, sid)
+                        w.leaf(FolderHierarchy.ParentId, 0)
+                        w.leaf(FolderHierarchy.DisplayName, name)
+                        w.leaf(FolderHierarchy.Type, kind)
+
+    def sync_req(w: Writer) -> None:
+        with w.tag(AirSync.Sync):
+            with w.tag(AirSync.Collections):
+                with w.tag(AirSync.Collection):
+                    w.leaf(AirSync.SyncKey, "1234567890")
+                    w.leaf(AirSync.CollectionId, 1)
+                    w.empty(AirSync.DeletesAsMoves)
+                    w.empty(AirSync.GetChanges)
+                    w.leaf(AirSync.WindowSize, 50)
+                    with w.tag(AirSync.Options):
+                        w.leaf(AirSync.FilterType, 3)
+                        with w.tag(AirSyncBase.BodyPreference):
+                            w.leaf(AirSyncBase.Type, 2)
+                            w.leaf(AirSyncBase.TruncationSize, 51200)
+
+    def sync_mail(w: Writer) -> None:
+        with w.tag(AirSync.Sync):
+            with w.tag(AirSync.Collections):
+                with w.tag(AirSync.Collection):
+                    w.leaf(AirSync.SyncKey, "1234567891")
+                    w.leaf(AirSync.CollectionId, 1)
+                    w.leaf(AirSync.Status, 1)
+                    with w.tag(AirSync.Commands):
+                        with w.tag(AirSync.Add):
+                            w.leaf(AirSync.ServerId, "1:1")
+                            with w.tag(AirSync.ApplicationData):
+                                w.leaf(Email.To, '"Bob" <bob@example.com>')
+                                w.leaf(Email.From, '"Alice" <alice@example.com>')
+                                w.leaf(Email.Subject, "Grüße aus Köln ☕")
+                                w.leaf(Email.DateReceived, "2024-05-01T10:00:00.000Z")
+                                w.leaf(Email.Importance, 1)
+                                w.leaf(Email.Read, 0)
+                                with w.tag(AirSyncBase.Body):
+                                    w.leaf(AirSyncBase.Type, 2)
+                                    w.leaf(AirSyncBase.EstimatedDataSize, 42)
+                                    w.leaf(AirSyncBase.Data, "<html><body>Hi &amp; bye</body></html>")
+                                w.leaf(Email.MessageClass, "IPM.Note")
+                                w.leaf(Email.InternetCPID, 65001)
+                                with w.tag(Email.Flag):
+                                    pass
+                                w.leaf(AirSyncBase.NativeBodyType, 2)
+                        with w.tag(AirSync.Delete):
+                            w.leaf(AirSync.ServerId, "1:7")
+                    w.empty(AirSync.MoreAvailable)
+
+    def sync_contact(w: Writer) -> None:
+        with w.tag(AirSync.Sync):
+            with w.tag(AirSync.Collections):
+                with w.tag(AirSync.Collection):
+                    w.leaf(AirSync.SyncKey, 5)
+                    w.leaf(AirSync.CollectionId, 4)
+                    with w.tag(AirSync.Commands):
+                        with w.tag(AirSync.Change):
+                            w.leaf(AirSync.ServerId, "4:12")
+                            with w.tag(AirSync.ApplicationData):
+                                w.leaf(Contacts.FirstName, "Zoë")
+                                w.leaf(Contacts.LastName, "Ångström")
+                                w.leaf(Contacts.Email1Address, "zoe@example.org")
+                                w.leaf(Contacts.MobilePhoneNumber, "+49 170 1234567")
+                                with w.tag(Contacts.Categories):
+                                    w.leaf(Contacts.Category, "Family")
+                                    w.leaf(Contacts.Category, "")
+                                w.opaque(Contacts.Picture, bytes(range(256)))
+
+    def ping(w: Writer) -> None:
+        with w.tag(Ping.Ping):
+            w.leaf(Ping.HeartbeatInterval, 480)
+            with w.tag(Ping.Folders):
+                for fid, cls in (("1", "Email"), ("4", "Contacts"), ("5", "Calendar")):
+                    with w.tag(Ping.Folder):
+                        w.leaf(Ping.Id, fid)
+                        w.leaf(Ping.Class, cls)
+
+    def ping_resp(w: Writer) -> None:
+        with w.tag(Ping.Ping):
+            w.leaf(Ping.Status, 2)
+            with w.tag(Ping.Folders):
+                w.leaf(Ping.Folder, 1)
+
+    def provision_req(w: Writer) -> None:
+        with w.tag(Provision.Provision):
+            with w.tag(Settings.DeviceInformation):
+                with w.tag(Settings.Set):
+                    w.leaf(Settings.Model, "iPhone")
+                    w.leaf(Settings.FriendlyName, "Alice's phone")
+                    w.leaf(Settings.OS, "iOS 17.4")
+                    w.leaf(Settings.UserAgent, "Apple-iPhone/2104.11")
+            with w.tag(Provision.Policies):
+                with w.tag(Provision.Policy):
+                    w.leaf(Provision.PolicyType, "MS-EAS-Provisioning-WBXML")
+
+    def provision_resp(w: Writer) -> None:
+        with w.tag(Provision.Provision):
+            w.leaf(Provision.Status, 1)
+            with w.tag(Provision.Policies):
+                with w.tag(Provision.Policy):
+                    w.leaf(Provision.PolicyType, "MS-EAS-Provisioning-WBXML")
+                    w.leaf(Provision.Status, 1)
+                    w.leaf(Provision.PolicyKey, 3942919513)
+                    with w.tag(Provision.Data):
+                        with w.tag(Provision.EASProvisionDoc):
+                            w.leaf(Provision.DevicePasswordEnabled, 1)
+                            w.leaf(Provision.MinDevicePasswordLength, 4)
+                            w.leaf(Provision.MaxInactivityTimeDeviceLock, 900)
+                            w.leaf(Provision.AllowCamera, 1)
+                            with w.tag(Provision.UnapprovedInROMApplicationList):
+                                w.leaf(Provision.ApplicationName, "Games")
+                            w.empty(Provision.ApprovedApplicationList)
+
+    def provision_ack(w: Writer) -> None:
+        with w.tag(Provision.Provision):
+            with w.tag(Provision.Policies):
+                with w.tag(Provision.Policy):
+                    w.leaf(Provision.PolicyType, "MS-EAS-Provisioning-WBXML")
+                    w.leaf(Provision.PolicyKey, 3942919513)
+                    w.leaf(Provision.Status, 1)
+
+    def itemops_fetch(w: Writer) -> None:
+        with w.tag(ItemOperations.ItemOperations):
+            with w.tag(ItemOperations.Fetch):
+                w.leaf(ItemOperations.Store, "Mailbox")
+                w.leaf(AirSyncBase.FileReference, "1%3a3%3a0")
+                with w.tag(ItemOperations.Options):
+                    w.leaf(ItemOperations.Range, "0-1023")
+
+    def itemops_resp(w: Writer) -> None:
+        with w.tag(ItemOperations.ItemOperations):
+            w.leaf(ItemOperations.Status, 1)
+            with w.tag(ItemOperations.Response):
+                with w.tag(ItemOperations.Fetch):
+                    w.leaf(ItemOperations.Status, 1)
+                    w.leaf(AirSyncBase.FileReference, "1%3a3%3a0")
+                    with w.tag(ItemOperations.Properties):
+                        w.leaf(AirSyncBase.ContentType, "image/png")
+                        w.opaque(ItemOperations.Data, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(40))
+
+    def sendmail(w: Writer) -> None:
+        with w.tag(ComposeMail.SendMail):
+            w.leaf(ComposeMail.ClientId, "4C3A2F10-1B2C-4D5E-8F90-0123456789AB")
+            w.empty(ComposeMail.SaveInSentItems)
+            w.opaque(ComposeMail.Mime, MIME)
+
+    def smartreply(w: Writer) -> None:
+        with w.tag(ComposeMail.SmartReply):
+            w.leaf(ComposeMail.ClientId, 17)
+            with w.tag(ComposeMail.Source):
+                w.leaf(ComposeMail.FolderId, 1)
+                w.leaf(ComposeMail.ItemId, "1:1")
+            w.opaque(ComposeMail.Mime, MIME * 3)
+
+    def gie(w: Writer) -> None:
+        with w.tag(GetItemEstimate.GetItemEstimate):
+            with w.tag(GetItemEstimate.Collections):
+                with w.tag(GetItemEstimate.Collection):
+                    w.leaf(AirSync.SyncKey, 3)
+                    w.leaf(GetItemEstimate.CollectionId, 1)
+                    with w.tag(AirSync.Options):
+                        w.leaf(AirSync.FilterType, 0)
+
+    def moveitems(w: Writer) -> None:
+        with w.tag(Move.MoveItems):
+            with w.tag(Move.Move):
+                w.leaf(Move.SrcMsgId, "1:1")
+                w.leaf(Move.SrcFldId, 1)
+                w.leaf(Move.DstFldId, 3)
+
+    def search(w: Writer) -> None:
+        with w.tag(Search.Search):
+            with w.tag(Search.Store):
+                w.leaf(Search.Name, "GAL")
+                w.leaf(Search.Query, "ali")
+                with w.tag(Search.Options):
+                    w.leaf(Search.Range, "0-99")
+
+    def settings(w: Writer) -> None:
+        with w.tag(Settings.Settings):
+            with w.tag(Settings.Oof):
+                with w.tag(Settings.Get):
+                    w.leaf(Settings.BodyType, "Text")
+            with w.tag(Settings.UserInformation):
+                w.empty(Settings.Get)
+
+    def empty_root(w: Writer) -> None:
+        w.empty(AirSync.Sync)
+
+    for body in (foldersync_req, foldersync_resp, sync_req, sync_mail, sync_contact, ping, ping_resp,
+                 provision_req, provision_resp, provision_ack, itemops_fetch, itemops_resp, sendmail,
+                 smartreply, gie, moveitems, search, settings, empty_root):
+        yield doc(body)
+
+
+def hand_messages() -> Iterator[bytes]:
+    """Hand-written bytes for WBXML features the Writer never emits."""
+    strtbl = b"Inbox\x00Sent Items\x00-//AIRSYNC//DTD AirSync//EN\x00"
+    pid_at = strtbl.index(b"-//")
+    # FolderSync response with a string table: STR_T for names, public id by index.
+    body = (b"\x00\x07\x56\x4c\x03" b"1\x00" b"\x01\x52\x03" b"1\x00" b"\x01\x4e\x4f\x03" b"2\x00" b"\x01"
+            b"\x4f\x48\x03" b"1\x00" b"\x01\x49\x03" b"0\x00" b"\x01\x47\x83\x00\x01\x4a\x03" b"2\x00" b"\x01\x01"
+            b"\x4f\x48\x03" b"2\x00" b"\x01\x49\x03" b"0\x00" b"\x01\x47\x83\x06\x01\x4a\x03" b"5\x00" b"\x01\x01"
+            b"\x01\x01")
+    yield b"\x03\x00" + mb_u_int32(pid_at) + b"\x6a" + mb_u_int32(len(strtbl)) + strtbl + body
+    # The same with public id 1 and the string table kept.
+    yield b"\x03\x01\x6a" + mb_u_int32(len(strtbl)) + strtbl + body
+    # Sync with the subject split into pieces: STR_I, ENTITY, STR_T, STR_I.
+    tbl = b"Gr\xc3\xbc\x00\xc3\x9f\x00"
+    yield (b"\x03\x01\x6a" + mb_u_int32(len(tbl)) + tbl +
+           b"\x45\x5c\x4f\x4b\x03" b"1\x00" b"\x01\x52\x03" b"1\x00" b"\x01\x56\x47\x4d\x03" b"1:2\x00" b"\x01"
+           b"\x5d\x00\x02\x54\x83\x00\x83\x05\x02\x81\x69\x03 aus K\x00\x02\x81\x76\x03" b"ln \x00\x02\x84\xa7\x15"
+           b"\x01\x00\x00\x01\x01\x01\x01\x01\x01")
+    # ISO-8859-1 (MIBenum 4): Latin-1 bytes in strings.
+    yield (b"\x03\x01\x04\x00\x00\x07\x56\x52\x03" b"1\x00" b"\x01\x4e\x4f\x48\x03" b"9\x00" b"\x01"
+           b"\x49\x03" b"0\x00" b"\x01\x47\x03" b"B\xfcro \xc4rger\x00" b"\x01\x4a\x03" b"1\x00" b"\x01\x01\x01\x01")
+    # US-ASCII (MIBenum 3), WBXML 1.1, and an entity for a non-ASCII character.
+    yield (b"\x01\x01\x03\x00\x00\x0d\x45\x48\x03" b"480\x00" b"\x01\x49\x4a\x4b\x03" b"1\x00" b"\x01"
+           b"\x4c\x03" b"Email\x00" b"\x01\x01\x4a\x4b\x03" b"caf\x00" b"\x02\x81\x69\x01\x01\x01\x01")
+    # WBXML 1.2, charset 0 (unknown: read as UTF-8), multi-byte public id.
+    yield b"\x02\x81\x7f\x00\x00\x00\x0d\x45\x47\x03" b"2\x00" b"\x01\x01"
+    # Opaque data split in two pieces, and an opaque piece of length zero.
+    yield (b"\x03\x01\x6a\x00\x00\x15\x45\x51\xc3\x03abc\xc3\x02de\x01\x50\x01\x55\xc3\x00\x01\x01")
+    # Page switches back and forth, redundant switches, a switch to the same page.
+    yield (b"\x03\x01\x6a\x00\x45\x00\x00\x5c\x00\x11\x00\x11\x45\x46\x03" b"2\x00" b"\x01\x01\x00\x00\x4f"
+           b"\x00\x02\x54\x03" b"x\x00" b"\x01\x00\x00\x01\x01\x01")
+    # A deep chain of nested elements (Contacts Categories inside each other is not
+    # valid EAS but is valid WBXML for the codec).
+    yield b"\x03\x01\x6a\x00\x00\x01" + b"\x55" * 40 + b"\x56\x03deep\x00\x01" + b"\x01" * 40
+    # Empty string table present but unused, and an empty root with content.
+    yield b"\x03\x01\x6a\x03ab\x00\x00\x0e\x45\x01"
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    seen = set()
+    for data in [*w_messages(), *hand_messages()]:
+        decode(data)  # every seed is a valid message
+        name = hashlib.sha1(data).hexdigest()
+        seen.add(name)
+        (OUT / name).write_bytes(data)
+    for old in OUT.iterdir():
+        if old.name not in seen:
+            old.unlink()
+    print(f"{len(seen)} seeds in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
