@@ -16,7 +16,9 @@ NPAGES = len(tags.PAGES)
 # VALID[page] has bit t set when token t exists on that page.
 VALID: tuple[int, ...] = tuple(sum(1 << t.token for t in p.tags) for p in tags.PAGES)
 
-CHARSETS = {106: "utf-8", 0: "utf-8", 3: "ascii", 4: "latin-1"}
+# US-ASCII is read as UTF-8 (its superset): bytes >= 0x80 in a document that claims ASCII
+# would otherwise become escapes that re-encode as UTF-8 and decode to other text.
+CHARSETS = {106: "utf-8", 0: "utf-8", 3: "utf-8", 4: "latin-1"}
 
 
 def build_tree(data: bytes, tape: list[int], charset: int) -> Node:
