@@ -26,3 +26,7 @@ int64_t eas_wbxml_encode(const uint32_t *ops, size_t nops,
                          const uint8_t *blobs, size_t blobs_len,
                          const uint64_t *valid, size_t npages,
                          uint8_t *out, size_t out_cap, size_t *err_index);
+
+/* Adds the CPython glue of _wbxml_py.c (decode to Nodes, the Writer type) to the
+ * eas._wbxml module; 0 on success, -1 (with the Python error printed) otherwise. */
+int eas_install(void);

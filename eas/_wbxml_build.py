@@ -1,6 +1,7 @@
 """cffi builder for ``eas._wbxml`` (API mode, out of line).
 
-``_wbxml.h`` is the cdef and ``_wbxml.c`` the source: one place for the prototypes.
+``_wbxml.h`` is the cdef; ``_wbxml.c`` (the kernels) and ``_wbxml_py.c`` (their CPython
+glue, installed by ``eas_install``) are the source: one place for the prototypes.
 ``setup.py`` names this file in ``cffi_modules``.
 """
 
@@ -16,8 +17,9 @@ ffibuilder = FFI()
 ffibuilder.cdef((HERE / "_wbxml.h").read_text())
 ffibuilder.set_source(
     "eas._wbxml",
-    '#include "_wbxml.c"',
+    '#include "_wbxml.c"\n#include "_wbxml_py.c"',
     include_dirs=[str(HERE)],
+    py_limited_api=False,  # the glue uses the full C API (buffers, type slots, __slots__ offsets)
     extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra"],
 )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from eas.wbxml import _impl
 from eas.wbxml._errors import DEFAULT_LIMITS, Limits, WBXMLError
 from eas.wbxml._node import Node
-from eas.wbxml._tape import build_tree
 from eas.wbxml._writer import Writer, encode
 from eas.wbxml._xml import from_xml, to_xml
 
@@ -30,11 +29,5 @@ IMPLEMENTATION: str  # "c" or "python", read from _impl so that switching is see
 def decode(data: bytes, *, limits: Limits | None = None) -> Node:
     """The tree of a WBXML document; ``WBXMLError`` naming the offset if it is malformed
     or exceeds ``limits``."""
-    limits = limits or DEFAULT_LIMITS
-    if type(data) is not bytes:
-        data = bytes(data)
-    if len(data) > limits.max_message_size:
-        raise WBXMLError("message larger than the limit", limits.max_message_size)
-    tape, charset = _impl.kernel.decode_tape(data, limits)
-    return build_tree(data, tape, charset)
-
+    lim = limits or DEFAULT_LIMITS
+    return _impl.decode(data, lim.max_depth, lim.max_tokens, lim.max_string_length, lim.max_message_size)

@@ -1,4 +1,9 @@
-"""The C kernels (``eas._wbxml``, built by cffi) behind the same interface as ``_pure``."""
+"""The C kernels (``eas._wbxml``, built by cffi) behind the same interface as ``_pure``.
+
+``decode`` and ``Writer`` are the module's CPython glue (``_wbxml_py.c``), which
+``eas_install`` adds at import; ``decode_tape``/``encode_tape`` call the kernels through
+cffi so that the tests can compare them with the twin's.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,12 @@ from eas.wbxml._tape import NPAGES, VALID
 
 _VALID = ffi.new("uint64_t[]", VALID)
 assert lib.EAS_WBXML_DEPTH_CAP == DEPTH_CAP
+if lib.eas_install() != 0:
+    raise ImportError("eas._wbxml: the CPython glue did not install (the error is printed above)")
+
+from eas._wbxml import Writer, decode
+
+__all__ = ["Writer", "decode", "decode_tape", "encode_tape"]
 
 
 def decode_tape(data: bytes, limits: Limits) -> tuple[list[int], int]:
@@ -16,7 +27,7 @@ def decode_tape(data: bytes, limits: Limits) -> tuple[list[int], int]:
     The tape starts at a size that fits ordinary messages; a denser one (at most one
     record per token) is decoded again into a tape of its upper bound."""
     n = len(data)
-    records = n // 4 + 16
+    records = n // 8 + 64
     info = ffi.new("size_t[2]")
     src = ffi.from_buffer(data)
     while True:

@@ -65,6 +65,7 @@ MESSAGES = {
     21: "entity is not a valid character",
     22: "data after the root element",
     23: "decode tape full",  # internal: the wrapper retries with a larger tape
+    24: "message larger than the limit",  # checked before the kernel runs
     40: "invalid writer operation",
     41: "tag not in the code page table",
     42: "unbalanced start and end of elements",
@@ -74,6 +75,8 @@ MESSAGES = {
     46: "output buffer too small",
 }
 E_TAPE_FULL = 23
+E_SIZE = 24
+E_BAD_OP = 40
 
 
 def error(code: int, offset: int | None) -> WBXMLError:

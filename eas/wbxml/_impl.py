@@ -8,12 +8,18 @@ otherwise ``eas._wbxml`` is used when it imports. ``select`` switches at run tim
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from eas.wbxml import _pure
+from eas.wbxml._node import Node
 
 kernel: ModuleType = _pure
 name = "python"
+# decode(data, max_depth, max_tokens, max_string_length, max_message_size) -> Node
+decode: Callable[[Any, int, int, int, int], Node] = _pure.decode
+writer: type | None = None  # the C Writer type; None: eas.wbxml.Writer itself (pure)
 
 
 def available() -> list[str]:
@@ -27,13 +33,13 @@ def available() -> list[str]:
 
 def select(which: str) -> None:
     """Run the codec on ``"c"`` or ``"python"`` kernels from now on."""
-    global kernel, name
+    global kernel, name, decode, writer
     if which == "c":
         from eas.wbxml import _cffi
 
-        kernel, name = _cffi, "c"
+        kernel, name, decode, writer = _cffi, "c", _cffi.decode, _cffi.Writer
     elif which == "python":
-        kernel, name = _pure, "python"
+        kernel, name, decode, writer = _pure, "python", _pure.decode, None
     else:
         raise ValueError(f"no WBXML implementation {which!r}")
 

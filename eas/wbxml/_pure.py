@@ -6,8 +6,9 @@ tests compare the two on every input they have.
 
 from __future__ import annotations
 
-from eas.wbxml._errors import DEPTH_CAP, E_TAPE_FULL, Limits, WBXMLError, encode_error, error
-from eas.wbxml._tape import CLOSE, EMPTY, ENTITY, LEAF_OPAQUE, LEAF_STR, NPAGES, OPAQUE, OPEN, STR, VALID
+from eas.wbxml._errors import DEPTH_CAP, E_SIZE, E_TAPE_FULL, Limits, WBXMLError, encode_error, error
+from eas.wbxml._node import Node
+from eas.wbxml._tape import CLOSE, EMPTY, ENTITY, LEAF_OPAQUE, LEAF_STR, NPAGES, OPAQUE, OPEN, STR, VALID, build_tree
 
 (E_TRUNCATED, E_VERSION, E_MB_OVERFLOW, E_CHARSET, E_STRTBL_LENGTH, E_UNKNOWN_PAGE, E_UNKNOWN_TAG,
  E_ATTRIBUTES, E_LITERAL, E_EXT, E_PI, E_END_WITHOUT_START, E_TEXT_OUTSIDE, E_MIXED, E_DEPTH, E_TOKENS,
@@ -38,6 +39,19 @@ def _read_mb(data: bytes, pos: int, at: int) -> tuple[int, int]:
         if not b & 0x80:
             return v, pos
     raise _Fail(E_MB_OVERFLOW, at)
+
+
+def decode(data: bytes, max_depth: int, max_tokens: int, max_string_length: int, max_message_size: int) -> Node:
+    """The tree of a whole document, or WBXMLError (the twin of ``_wbxml_py.c: py_decode``)."""
+    if type(data) is not bytes:
+        data = bytes(memoryview(data))
+    if len(data) > max_message_size:
+        raise error(E_SIZE, max_message_size)
+    try:
+        tape, charset = _decode(data, min(max_depth, DEPTH_CAP), max_tokens, max_string_length)
+    except _Fail as f:
+        raise error(f.code, f.offset) from None
+    return build_tree(data, tape, charset)
 
 
 def decode_tape(data: bytes, limits: Limits) -> tuple[list[int], int]:
@@ -275,4 +289,4 @@ def mb_u_int32(v: int) -> bytes:
     return bytes(reversed(out))
 
 
-__all__ = ["WBXMLError", "decode_tape", "encode_tape", "mb_u_int32"]
+__all__ = ["WBXMLError", "decode", "decode_tape", "encode_tape", "mb_u_int32"]

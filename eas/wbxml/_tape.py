@@ -29,6 +29,7 @@ def build_tree(data: bytes, tape: list[int], charset: int) -> Node:
     cur = top
     stack: list[Node] = []
     pieces: list[str | bytes] = []
+    opaque = False
     it = iter(tape)
     for code, a, b in zip(it, it, it):
         kind = code & 7
@@ -41,17 +42,39 @@ def build_tree(data: bytes, tape: list[int], charset: int) -> Node:
             cur = node
         elif kind == CLOSE:
             if pieces:
-                cur.text = b"".join(pieces) if type(pieces[0]) is bytes else "".join(pieces)  # type: ignore[arg-type]
+                cur.text = b"".join(pieces) if opaque else join_text(pieces, encoding)  # type: ignore[arg-type]
                 pieces = []
+                opaque = False
             cur = stack.pop()
         elif kind == EMPTY:
             cur.children.append(Node(code >> 3))
         elif kind == LEAF_OPAQUE:
             cur.children.append(Node(code >> 3, data[a : a + b]))
         elif kind == STR:
-            pieces.append(data[a : a + b].decode(encoding, "surrogateescape"))
+            pieces.append(data[a : a + b])
         elif kind == OPAQUE:
             pieces.append(data[a : a + b])
+            opaque = True
         else:  # ENTITY
             pieces.append(chr(a))
     return top.children[0]
+
+
+def join_text(pieces: list[str | bytes], encoding: str) -> str:
+    """One element's text from its pieces: raw string bytes and entity characters.
+
+    Adjacent byte pieces are decoded together, so that a character split across two
+    strings is read as one, as it is after a re-encode joins them."""
+    out: list[str] = []
+    run: list[bytes] = []
+    for piece in pieces:
+        if type(piece) is bytes:
+            run.append(piece)
+            continue
+        if run:
+            out.append(b"".join(run).decode(encoding, "surrogateescape"))
+            run = []
+        out.append(piece)  # type: ignore[arg-type]
+    if run:
+        out.append(b"".join(run).decode(encoding, "surrogateescape"))
+    return "".join(out)
