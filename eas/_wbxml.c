@@ -309,7 +309,8 @@ int64_t eas_wbxml_encode(const uint32_t *ops, size_t nops,
             out[o++] = 0xC3;
             memcpy(out + o, mb + k, (size_t)(5 - k));
             o += (size_t)(5 - k);
-            memcpy(out + o, blobs + bpos, blen);
+            if (blen) /* blobs may be NULL when there are none */
+                memcpy(out + o, blobs + bpos, blen);
             o += blen;
             bpos += blen;
             out[o++] = 0x01;

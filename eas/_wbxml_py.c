@@ -211,6 +211,8 @@ typedef struct {
 
 static int buf_put(buf_t *b, const void *src, size_t n)
 {
+    if (!n)
+        return 0;
     if (n > b->cap - b->len) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap - b->len < n) {
