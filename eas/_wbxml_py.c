@@ -476,8 +476,13 @@ static PyObject *writer_tape(WriterObject *w, PyObject *unused)
         }
         PyList_SET_ITEM(ops, i, v);
     }
-    return Py_BuildValue("(Ny#y#)", ops, w->strs.p ? w->strs.p : "", (Py_ssize_t)w->strs.len,
-                         w->blobs.p ? w->blobs.p : "", (Py_ssize_t)w->blobs.len);
+    PyObject *strs = PyBytes_FromStringAndSize(w->strs.p, (Py_ssize_t)w->strs.len);
+    PyObject *blobs = PyBytes_FromStringAndSize(w->blobs.p, (Py_ssize_t)w->blobs.len);
+    PyObject *tape = strs && blobs ? PyTuple_Pack(3, ops, strs, blobs) : NULL;
+    Py_DECREF(ops);
+    Py_XDECREF(strs);
+    Py_XDECREF(blobs);
+    return tape;
 }
 
 static PyMethodDef writer_methods[] = {

@@ -147,6 +147,22 @@ def test_public_encode_of_trees(tree: Node) -> None:
     assert c == _under("python", write) == _under("c", lambda: encode(tree)) == _under("python", lambda: encode(tree))
 
 
+@SETTINGS
+@given(trees)
+def test_writers_record_the_same_tape(tree: Node) -> None:
+    """The C Writer (eas._wbxml.Writer) and its Python twin record the same tape."""
+
+    def record() -> object:
+        w = Writer()
+        _write(w, tree)
+        assert type(w).__module__ == ("eas._wbxml" if _impl.name == "c" else "eas.wbxml._writer")
+        return w._tape()
+
+    c = _under("c", record)
+    assert c == _under("python", record)
+    assert c == tree_tape(tree)
+
+
 @pytest.mark.parametrize("text", ["a\x00b", "\ud800", "x\udc7f", "\udfff\ud800", "ok\udc80"], ids=repr)
 def test_public_encode_of_bad_text(text: str) -> None:
     def write() -> bytes:
