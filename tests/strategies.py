@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 from eas import tags
-from eas.wbxml import Limits, Node, encode
+from eas.wbxml import Limits, Node, Writer, encode
 from eas.wbxml._pure import mb_u_int32
 
 HEADER = b"\x03\x01\x6a\x00"  # WBXML 1.3, unknown public id, UTF-8, empty string table
@@ -243,3 +243,17 @@ limits = st.one_of(
         max_message_size=st.integers(1, 512),
     ),
 )
+
+
+def write_tree(w: Writer, node: Node) -> None:
+    """The Writer calls a handler would make for the tree (independent of encode's walk)."""
+    if node.children:
+        with w.tag(node.tag):
+            for child in node.children:
+                write_tree(w, child)
+    elif node.text is None:
+        w.empty(node.tag)
+    elif isinstance(node.text, bytes):
+        w.opaque(node.tag, node.text)
+    else:
+        w.leaf(node.tag, node.text)

@@ -22,7 +22,7 @@ except ImportError:
         pytest.skip("EAS_PURE_PYTHON is set and the C kernels are not built", allow_module_level=True)
     raise
 
-from strategies import ALL_TAGS, hostile_bytes, limits, rich_documents, trees, valid_documents
+from strategies import ALL_TAGS, hostile_bytes, limits, rich_documents, trees, valid_documents, write_tree
 from test_hostile import ACCEPTED_CASES, ERROR_CASES, TRUNCATION_DOCS, H
 
 from eas.tags import AirSync
@@ -91,19 +91,6 @@ def tree_tape(node: Node) -> tuple[list[int], bytes, bytes]:
     return ops, bytes(strs), bytes(blobs)
 
 
-def _write(w: Writer, node: Node) -> None:
-    if node.children:
-        with w.tag(node.tag):
-            for child in node.children:
-                _write(w, child)
-    elif node.text is None:
-        w.empty(node.tag)
-    elif isinstance(node.text, bytes):
-        w.opaque(node.tag, node.text)
-    else:
-        w.leaf(node.tag, node.text)
-
-
 def _under(which: str, fn: Callable[[], object]) -> object:
     """fn() with eas.wbxml running on one implementation; a WBXMLError as (message, offset)."""
     previous = _impl.name
@@ -140,7 +127,7 @@ def test_encode_tape_of_trees(tree: Node) -> None:
 def test_public_encode_of_trees(tree: Node) -> None:
     def write() -> bytes:
         w = Writer()
-        _write(w, tree)
+        write_tree(w, tree)
         return w.getvalue()
 
     c = _under("c", write)
@@ -154,7 +141,7 @@ def test_writers_record_the_same_tape(tree: Node) -> None:
 
     def record() -> object:
         w = Writer()
-        _write(w, tree)
+        write_tree(w, tree)
         assert type(w).__module__ == ("eas._wbxml" if _impl.name == "c" else "eas.wbxml._writer")
         return w._tape()
 

@@ -16,6 +16,7 @@ from strategies import (
     tree_depth,
     trees,
     valid_documents,
+    write_tree,
 )
 
 from eas import tags
@@ -24,20 +25,6 @@ from eas.wbxml._pure import mb_u_int32
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _write(w: Writer, node: Node) -> None:
-    """The Writer calls a handler would make for the tree (independent of encode's walk)."""
-    if node.children:
-        with w.tag(node.tag):
-            for child in node.children:
-                _write(w, child)
-    elif node.text is None:
-        w.empty(node.tag)
-    elif isinstance(node.text, bytes):
-        w.opaque(node.tag, node.text)
-    else:
-        w.leaf(node.tag, node.text)
 
 
 # --- Trees -------------------------------------------------------------------------------
@@ -54,7 +41,7 @@ def test_tree_round_trip(tree: Node) -> None:
 @given(trees)
 def test_writer_and_encode_give_the_same_bytes(tree: Node) -> None:
     w = Writer()
-    _write(w, tree)
+    write_tree(w, tree)
     assert w.getvalue() == encode(tree)
 
 
