@@ -120,19 +120,19 @@ def _decode_or_error(data: bytes, lim: Limits | None = None) -> Node | WBXMLErro
 @FUZZ
 @given(random_bytes)
 def test_random_bytes_raise_only_wbxmlerror(data: bytes) -> None:
-    _decode_or_error(data)
+    assert isinstance(_decode_or_error(data), (Node, WBXMLError))
 
 
 @FUZZ
 @given(mutated_documents)
 def test_mutated_documents_raise_only_wbxmlerror(data: bytes) -> None:
-    _decode_or_error(data)
+    assert isinstance(_decode_or_error(data), (Node, WBXMLError))
 
 
 @FUZZ
 @given(hostile_bytes, limits)
 def test_limits_raise_only_wbxmlerror(data: bytes, lim: Limits) -> None:
-    _decode_or_error(data, lim)
+    assert isinstance(_decode_or_error(data, lim), (Node, WBXMLError))
 
 
 @FUZZ
@@ -150,7 +150,7 @@ def test_decoded_hostile_bytes_reencode_stably(data: bytes) -> None:
 @FAST
 @given(valid_documents)
 def test_every_valid_document_decodes(data: bytes) -> None:
-    decode(data)
+    assert isinstance(decode(data), Node)
 
 
 # --- Known instances of the stability property, checked every run -------------------------
