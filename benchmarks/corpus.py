@@ -728,20 +728,23 @@ def sync_response_empty() -> bytes:
     return w.getvalue()
 
 
+def device_information(w: Writer, fields: dict[int, str | int]) -> None:
+    """Settings:DeviceInformation with its Set, as Settings and the first Provision send it."""
+    with w.tag(Settings.DeviceInformation):
+        with w.tag(Settings.Set):
+            for tag, value in fields.items():
+                w.leaf(tag, value)
+
+
 def settings_request() -> bytes:
     w = Writer()
     with w.tag(Settings.Settings):
-        with w.tag(Settings.DeviceInformation):
-            with w.tag(Settings.Set):
-                w.leaf(Settings.Model, "Pixel 8")
-                w.leaf(Settings.IMEI, "356938035643809")
-                w.leaf(Settings.FriendlyName, "Anna's phone")
-                w.leaf(Settings.OS, "Android 14")
-                w.leaf(Settings.OSLanguage, "Deutsch")
-                w.leaf(Settings.PhoneNumber, "+49 170 1234567")
-                w.leaf(Settings.UserAgent, "Android-Mail/2024.04.28")
-                w.leaf(Settings.EnableOutboundSMS, 0)
-                w.leaf(Settings.MobileOperator, "Telekom.de")
+        device_information(w, {
+            Settings.Model: "Pixel 8", Settings.IMEI: "356938035643809", Settings.FriendlyName: "Anna's phone",
+            Settings.OS: "Android 14", Settings.OSLanguage: "Deutsch", Settings.PhoneNumber: "+49 170 1234567",
+            Settings.UserAgent: "Android-Mail/2024.04.28", Settings.EnableOutboundSMS: 0,
+            Settings.MobileOperator: "Telekom.de",
+        })
         with w.tag(Settings.UserInformation):
             w.empty(Settings.Get)
         with w.tag(Settings.Oof):
@@ -808,16 +811,11 @@ def get_item_estimate_response() -> bytes:
 def provision_request_initial() -> bytes:
     w = Writer()
     with w.tag(Provision.Provision):
-        with w.tag(Settings.DeviceInformation):
-            with w.tag(Settings.Set):
-                w.leaf(Settings.Model, "iPhone15,2")
-                w.leaf(Settings.IMEI, "35 209900 176148 1")
-                w.leaf(Settings.FriendlyName, "iPhone")
-                w.leaf(Settings.OS, "iOS 17.4.1 21E236")
-                w.leaf(Settings.OSLanguage, "en")
-                w.leaf(Settings.PhoneNumber, "+1 206 555 0100")
-                w.leaf(Settings.UserAgent, "Apple-iPhone15C2/2104.236")
-                w.leaf(Settings.MobileOperator, "T-Mobile")
+        device_information(w, {
+            Settings.Model: "iPhone15,2", Settings.IMEI: "35 209900 176148 1", Settings.FriendlyName: "iPhone",
+            Settings.OS: "iOS 17.4.1 21E236", Settings.OSLanguage: "en", Settings.PhoneNumber: "+1 206 555 0100",
+            Settings.UserAgent: "Apple-iPhone15C2/2104.236", Settings.MobileOperator: "T-Mobile",
+        })
         with w.tag(Provision.Policies):
             with w.tag(Provision.Policy):
                 w.leaf(Provision.PolicyType, "MS-EAS-Provisioning-WBXML")

@@ -1,6 +1,6 @@
 """Writes the seed corpus fuzz/corpus/: small realistic ActiveSync WBXML messages.
 
-Most are written with eas.wbxml.Writer (WBXML 1.3, UTF-8, no string table); a few are
+Most are written with eas.wbxml.Writer (most of those by benchmarks/corpus.py) (WBXML 1.3, UTF-8, no string table); a few are
 hand-written bytes for what the Writer never emits: string tables (STR_T), entities,
 US-ASCII and ISO-8859-1 charsets, a public id given as a string table index, older
 WBXML versions, several text pieces in one element, code page switches back and forth.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import sys
 from collections.abc import Callable, Iterator
 
 from eas.tags import (
@@ -19,19 +20,15 @@ from eas.tags import (
     ComposeMail,
     Contacts,
     Email,
-    FolderHierarchy,
-    GetItemEstimate,
     ItemOperations,
-    Move,
-    Ping,
-    Provision,
     Search,
-    Settings,
 )
 from eas.wbxml import Writer, decode
 from eas.wbxml._pure import mb_u_int32
 
 OUT = pathlib.Path(__file__).parent / "corpus"
+sys.path.insert(0, str(OUT.parents[1] / "benchmarks"))
+import corpus as bench  # benchmarks/corpus.py
 
 MIME = (
     b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: hello\r\n"
@@ -41,43 +38,16 @@ MIME = (
 
 
 def w_messages() -> Iterator[bytes]:
-    """Messages written by the Writer, like clients and the server send them."""
+    """Messages written by the Writer, like clients and the server send them: the
+    benchmark corpus's small ones (Ping, FolderSync, Sync, Provision, Settings,
+    GetItemEstimate, MoveItems, ItemOperations, ...) and a few it does not have."""
+    for _, data in bench.small(bench.corpus()):
+        yield data
+
     def doc(body: Callable[[Writer], None]) -> bytes:
         w = Writer()
         body(w)
         return w.getvalue()
-
-    def foldersync_req(w: Writer) -> None:
-        with w.tag(FolderHierarchy.FolderSync):
-            w.leaf(FolderHierarchy.SyncKey, 0)
-
-    def foldersync_resp(w: Writer) -> None:
-        with w.tag(FolderHierarchy.FolderSync):
-            w.leaf(FolderHierarchy.Status, 1)
-            w.leaf(FolderHierarchy.SyncKey, 1)
-            with w.tag(FolderHierarchy.Changes):
-                w.leaf(FolderHierarchy.Count, 3)
-                for sid, name, kind in (("1", "Inbox", 2), ("2", "Sent Items", 5), ("3", "Kalender – Büro", 8)):
-                    with w.tag(FolderHierarchy.Add):
-                        w.leaf(FolderHierarchy.ServerId, sid)
-                        w.leaf(FolderHierarchy.ParentId, 0)
-                        w.leaf(FolderHierarchy.DisplayName, name)
-                        w.leaf(FolderHierarchy.Type, kind)
-
-    def sync_req(w: Writer) -> None:
-        with w.tag(AirSync.Sync):
-            with w.tag(AirSync.Collections):
-                with w.tag(AirSync.Collection):
-                    w.leaf(AirSync.SyncKey, "1234567890")
-                    w.leaf(AirSync.CollectionId, 1)
-                    w.empty(AirSync.DeletesAsMoves)
-                    w.empty(AirSync.GetChanges)
-                    w.leaf(AirSync.WindowSize, 50)
-                    with w.tag(AirSync.Options):
-                        w.leaf(AirSync.FilterType, 3)
-                        with w.tag(AirSyncBase.BodyPreference):
-                            w.leaf(AirSyncBase.Type, 2)
-                            w.leaf(AirSyncBase.TruncationSize, 51200)
 
     def sync_mail(w: Writer) -> None:
         with w.tag(AirSync.Sync):
@@ -128,67 +98,6 @@ def w_messages() -> Iterator[bytes]:
                                     w.leaf(Contacts.Category, "")
                                 w.opaque(Contacts.Picture, bytes(range(256)))
 
-    def ping(w: Writer) -> None:
-        with w.tag(Ping.Ping):
-            w.leaf(Ping.HeartbeatInterval, 480)
-            with w.tag(Ping.Folders):
-                for fid, cls in (("1", "Email"), ("4", "Contacts"), ("5", "Calendar")):
-                    with w.tag(Ping.Folder):
-                        w.leaf(Ping.Id, fid)
-                        w.leaf(Ping.Class, cls)
-
-    def ping_resp(w: Writer) -> None:
-        with w.tag(Ping.Ping):
-            w.leaf(Ping.Status, 2)
-            with w.tag(Ping.Folders):
-                w.leaf(Ping.Folder, 1)
-
-    def provision_req(w: Writer) -> None:
-        with w.tag(Provision.Provision):
-            with w.tag(Settings.DeviceInformation):
-                with w.tag(Settings.Set):
-                    w.leaf(Settings.Model, "iPhone")
-                    w.leaf(Settings.FriendlyName, "Alice's phone")
-                    w.leaf(Settings.OS, "iOS 17.4")
-                    w.leaf(Settings.UserAgent, "Apple-iPhone/2104.11")
-            with w.tag(Provision.Policies):
-                with w.tag(Provision.Policy):
-                    w.leaf(Provision.PolicyType, "MS-EAS-Provisioning-WBXML")
-
-    def provision_resp(w: Writer) -> None:
-        with w.tag(Provision.Provision):
-            w.leaf(Provision.Status, 1)
-            with w.tag(Provision.Policies):
-                with w.tag(Provision.Policy):
-                    w.leaf(Provision.PolicyType, "MS-EAS-Provisioning-WBXML")
-                    w.leaf(Provision.Status, 1)
-                    w.leaf(Provision.PolicyKey, 3942919513)
-                    with w.tag(Provision.Data):
-                        with w.tag(Provision.EASProvisionDoc):
-                            w.leaf(Provision.DevicePasswordEnabled, 1)
-                            w.leaf(Provision.MinDevicePasswordLength, 4)
-                            w.leaf(Provision.MaxInactivityTimeDeviceLock, 900)
-                            w.leaf(Provision.AllowCamera, 1)
-                            with w.tag(Provision.UnapprovedInROMApplicationList):
-                                w.leaf(Provision.ApplicationName, "Games")
-                            w.empty(Provision.ApprovedApplicationList)
-
-    def provision_ack(w: Writer) -> None:
-        with w.tag(Provision.Provision):
-            with w.tag(Provision.Policies):
-                with w.tag(Provision.Policy):
-                    w.leaf(Provision.PolicyType, "MS-EAS-Provisioning-WBXML")
-                    w.leaf(Provision.PolicyKey, 3942919513)
-                    w.leaf(Provision.Status, 1)
-
-    def itemops_fetch(w: Writer) -> None:
-        with w.tag(ItemOperations.ItemOperations):
-            with w.tag(ItemOperations.Fetch):
-                w.leaf(ItemOperations.Store, "Mailbox")
-                w.leaf(AirSyncBase.FileReference, "1%3a3%3a0")
-                with w.tag(ItemOperations.Options):
-                    w.leaf(ItemOperations.Range, "0-1023")
-
     def itemops_resp(w: Writer) -> None:
         with w.tag(ItemOperations.ItemOperations):
             w.leaf(ItemOperations.Status, 1)
@@ -214,22 +123,6 @@ def w_messages() -> Iterator[bytes]:
                 w.leaf(ComposeMail.ItemId, "1:1")
             w.opaque(ComposeMail.Mime, MIME * 3)
 
-    def gie(w: Writer) -> None:
-        with w.tag(GetItemEstimate.GetItemEstimate):
-            with w.tag(GetItemEstimate.Collections):
-                with w.tag(GetItemEstimate.Collection):
-                    w.leaf(AirSync.SyncKey, 3)
-                    w.leaf(GetItemEstimate.CollectionId, 1)
-                    with w.tag(AirSync.Options):
-                        w.leaf(AirSync.FilterType, 0)
-
-    def moveitems(w: Writer) -> None:
-        with w.tag(Move.MoveItems):
-            with w.tag(Move.Move):
-                w.leaf(Move.SrcMsgId, "1:1")
-                w.leaf(Move.SrcFldId, 1)
-                w.leaf(Move.DstFldId, 3)
-
     def search(w: Writer) -> None:
         with w.tag(Search.Search):
             with w.tag(Search.Store):
@@ -238,20 +131,10 @@ def w_messages() -> Iterator[bytes]:
                 with w.tag(Search.Options):
                     w.leaf(Search.Range, "0-99")
 
-    def settings(w: Writer) -> None:
-        with w.tag(Settings.Settings):
-            with w.tag(Settings.Oof):
-                with w.tag(Settings.Get):
-                    w.leaf(Settings.BodyType, "Text")
-            with w.tag(Settings.UserInformation):
-                w.empty(Settings.Get)
-
     def empty_root(w: Writer) -> None:
         w.empty(AirSync.Sync)
 
-    for body in (foldersync_req, foldersync_resp, sync_req, sync_mail, sync_contact, ping, ping_resp,
-                 provision_req, provision_resp, provision_ack, itemops_fetch, itemops_resp, sendmail,
-                 smartreply, gie, moveitems, search, settings, empty_root):
+    for body in (sync_mail, sync_contact, itemops_resp, sendmail, smartreply, search, empty_root):
         yield doc(body)
 
 
