@@ -25,7 +25,6 @@ static uint64_t valid[NPAGES_CAP];
 static size_t npages;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
-#define E_SIZE 24 /* message larger than the limit (eas/wbxml/_errors.py) */
 
 static void raise_error(PyObject *fn, long code, Py_ssize_t where)
 {

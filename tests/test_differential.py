@@ -335,3 +335,22 @@ def test_public_decode_of_every_prefix(name: str) -> None:
     data = b"".join(s.data for s in segs)
     for p in range(len(data) + 1):
         assert_same_public_decode(data[:p])
+
+
+def test_error_codes_match_the_c_enum() -> None:
+    """_errors.py names every code of _wbxml.c's E_* enum, with the same number."""
+    import pathlib
+    import re
+
+    from eas.wbxml import _errors
+
+    source = (pathlib.Path(_errors.__file__).parents[1] / "_wbxml.c").read_text()
+    body = re.sub(r"/\*.*?\*/", "", re.search(r"enum \{ (E_TRUNCATED.*?)\};", source, re.DOTALL).group(1), flags=re.DOTALL)
+    c_codes, value = {}, 0
+    for item in (part.strip() for part in body.split(",")):
+        name, _, number = (x.strip() for x in item.partition("="))
+        value = int(number) if number else value + 1
+        c_codes[name] = value
+    py_codes = {k: v for k, v in vars(_errors).items() if re.fullmatch(r"E_[A-Z_]+", k)}
+    assert c_codes == py_codes
+    assert set(_errors.MESSAGES) == set(py_codes.values())

@@ -6,15 +6,44 @@ tests compare the two on every input they have.
 
 from __future__ import annotations
 
-from eas.wbxml._errors import DEPTH_CAP, E_SIZE, E_TAPE_FULL, Limits, WBXMLError, encode_error, error
+from eas.wbxml._errors import (
+    DEPTH_CAP,
+    E_ATTRIBUTES,
+    E_BAD_OP,
+    E_BLOBS,
+    E_CHARSET,
+    E_DEPTH,
+    E_ENC_TAG,
+    E_END_WITHOUT_START,
+    E_ENTITY,
+    E_EXT,
+    E_LITERAL,
+    E_MB_OVERFLOW,
+    E_MIXED,
+    E_OPAQUE_LENGTH,
+    E_PI,
+    E_ROOTS,
+    E_SIZE,
+    E_STRING_LENGTH,
+    E_STRINGS,
+    E_STRTBL_LENGTH,
+    E_STRTBL_REF,
+    E_TEXT_OUTSIDE,
+    E_TOKENS,
+    E_TRAILING,
+    E_TRUNCATED,
+    E_UNBALANCED,
+    E_UNKNOWN_PAGE,
+    E_UNKNOWN_TAG,
+    E_UNTERMINATED,
+    E_VERSION,
+    Limits,
+    WBXMLError,
+    encode_error,
+    error,
+)
 from eas.wbxml._node import Node
 from eas.wbxml._tape import CLOSE, EMPTY, ENTITY, LEAF_OPAQUE, LEAF_STR, NPAGES, OPAQUE, OPEN, STR, VALID, build_tree
-
-(E_TRUNCATED, E_VERSION, E_MB_OVERFLOW, E_CHARSET, E_STRTBL_LENGTH, E_UNKNOWN_PAGE, E_UNKNOWN_TAG,
- E_ATTRIBUTES, E_LITERAL, E_EXT, E_PI, E_END_WITHOUT_START, E_TEXT_OUTSIDE, E_MIXED, E_DEPTH, E_TOKENS,
- E_STRING_LENGTH, E_UNTERMINATED, E_STRTBL_REF, E_OPAQUE_LENGTH, E_ENTITY, E_TRAILING) = range(1, 23)
-E_BAD_OP, E_ENC_TAG, E_UNBALANCED, E_STRINGS, E_BLOBS, E_ROOTS = range(40, 46)
-assert E_TRAILING + 1 == E_TAPE_FULL
 
 F_TEXT, F_OPAQUE, F_CHILD = 1, 2, 4
 

@@ -118,7 +118,7 @@ def _write(w: Writer, node: Node) -> None:
                 _write(w, child)
     elif text is None:
         w.empty(node.tag)
-    elif type(text) is bytes or isinstance(text, (bytes, bytearray, memoryview)):
+    elif isinstance(text, (bytes, bytearray, memoryview)):
         w.opaque(node.tag, bytes(text))
     else:
         w.leaf(node.tag, text)
