@@ -1,0 +1,60 @@
+"""Context: what a command handler gets (the parsed request, the device's state, the
+backend, the configuration) and the few things it asks of the core (waiting for changes,
+writing a WBXML response)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from eas.protocol.http import WBXML_CONTENT_TYPE, EASRequest, HTTPResponse
+from eas.protocol.versions import Version, has_tag
+from eas.state.session import DeviceState
+from eas.wbxml import Node, Writer
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from eas.backend import Backend
+    from eas.core import ActiveSync, Config
+
+
+@dataclass(slots=True)
+class Context:
+    """One request being handled. ``user`` is the authenticated account; ``body`` the
+    decoded WBXML (None when the body is empty or raw MIME)."""
+
+    server: ActiveSync
+    request: EASRequest
+    user: str
+    state: DeviceState
+    body: Node | None
+
+    @property
+    def backend(self) -> Backend:
+        return self.server.backend
+
+    @property
+    def config(self) -> Config:
+        return self.server.config
+
+    @property
+    def version(self) -> Version:
+        return self.request.version
+
+    def has(self, tag: int) -> bool:
+        """Whether the negotiated protocol version has ``tag``."""
+        return has_tag(tag, self.request.version)
+
+    def respond(self, writer: Writer | None = None, *, status: int = 200) -> HTTPResponse:
+        """A response carrying the writer's WBXML (or an empty body)."""
+        if writer is None:
+            return HTTPResponse(status, [], b"")
+        return HTTPResponse(status, [("Content-Type", WBXML_CONTENT_TYPE)], writer.getvalue())
+
+    async def wait(self, folder_ids: Collection[str], timeout: float) -> str:
+        """Commit the state, then wait until one of these backend folders changes
+        (``"changed"``), ``timeout`` seconds pass (``"timeout"``), or a newer request
+        of this device arrives (``"superseded"``)."""
+        await self.state.commit()
+        return await self.server.wait_for_changes(self, folder_ids, timeout)

@@ -1,0 +1,398 @@
+"""The protocol core: one transport-neutral request in, one response out.
+
+``ActiveSync.handle`` follows DESIGN.md "One request, end to end": parse (MS-ASHTTP),
+gatekeeping in a fixed order (authentication, access decision, provisioning check, each
+a hook with a built-in default), then the command handler under the (user, device) lock,
+with the device's state committed once the handler returns. Errors are turned into
+responses here and nowhere else: a common status in WBXML for 14.0 and later where the
+command has one, the HTTP status otherwise, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from eas import commands
+from eas.backend import Backend
+from eas.context import Context
+from eas.protocol import status as st
+from eas.protocol.errors import AccessDenied, AuthenticationError, EASError, ProtocolError
+from eas.protocol.http import (
+    WBXML_CONTENT_TYPE,
+    EASRequest,
+    HTTPRequest,
+    HTTPResponse,
+    accepts_gzip,
+    gzip_body,
+    parse_request,
+)
+from eas.protocol.versions import SUPPORTED_VERSIONS, Version, command_in_version
+from eas.state.model import DeviceRecord
+from eas.state.session import DeviceState
+from eas.state.store import StateStore
+from eas.wbxml import Limits, WBXMLError, Writer, decode
+
+log = logging.getLogger("eas")
+
+Authenticator = Callable[[str, str], Awaitable[str | None]]
+"""``authenticate(login, password)``: the account's canonical name, or None to refuse.
+``login`` is what the client typed: ``user``, ``DOMAIN\\user`` or ``user@domain``."""
+
+
+@dataclass(slots=True)
+class AccessDecision:
+    """What the access hook decides for a device: ``"allowed"``, ``"blocked"`` or
+    ``"quarantined"``, and why."""
+
+    access: str = "allowed"
+    reason: str = ""
+
+
+AccessHook = Callable[[EASRequest, str, DeviceRecord], Awaitable[AccessDecision]]
+
+
+@dataclass(slots=True)
+class PolicyDecision:
+    """The provisioning policy that applies to a device: ``required`` says whether a
+    device must provision at all; ``settings`` are EASProvisionDoc element names with
+    their values (an empty dict is the permissive policy)."""
+
+    required: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        """Changes when the policy does, so that the device re-provisions."""
+        return hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PolicyHook = Callable[[str, DeviceRecord], Awaitable[PolicyDecision]]
+
+
+async def allow_all(request: EASRequest, user: str, device: DeviceRecord) -> AccessDecision:
+    """The default access hook: every device is allowed."""
+    return AccessDecision()
+
+
+async def permissive_policy(user: str, device: DeviceRecord) -> PolicyDecision:
+    """The default policy: devices provision, and the policy asks nothing of them."""
+    return PolicyDecision()
+
+
+@dataclass(slots=True)
+class Config:
+    """Settings of the core; every one has a safe default."""
+
+    path: str = "/Microsoft-Server-ActiveSync"
+    versions: tuple[Version, ...] = SUPPORTED_VERSIONS
+    server_version: str = "16.1"  # the MS-Server-ActiveSync header
+    max_request_body: int = 50 * 1024 * 1024
+    wbxml_limits: Limits = field(default_factory=Limits)
+    # Ping and Sync long polls (seconds); MS-ASCMD 2.2.3.79: 60..3540 are the spec's bounds.
+    min_heartbeat: int = 60
+    max_heartbeat: int = 3540
+    max_ping_folders: int = 300
+    instant_notifications: bool = True
+    notification_latency: float = 60.0  # with instant notifications off
+    # Sync
+    default_window_size: int = 100
+    max_window_size: int = 512
+    max_sync_collections: int = 1000
+    # Gzip responses larger than this when the client accepts gzip.
+    gzip_min_size: int = 1024
+
+
+class ActiveSync:
+    """An ActiveSync server over a backend and a state store.
+
+    Hooks: ``authenticate`` (required), ``access`` (allow-all), ``policy`` (permissive).
+    ``notify(user, folder_ids)`` wakes that user's waiting Pings; it is connected to the
+    backend's ``watch`` and may be called from any thread.
+    """
+
+    def __init__(self, backend: Backend, store: StateStore, *, authenticate: Authenticator,
+                 access: AccessHook = allow_all, policy: PolicyHook = permissive_policy,
+                 config: Config | None = None) -> None:
+        self.backend = backend
+        self.store = store
+        self.authenticate = authenticate
+        self.access = access
+        self.policy = policy
+        self.config = config or Config()
+        self._locks: dict[tuple[str, str], _DeviceLock] = {}
+        self._superseders: dict[tuple[str, str], asyncio.Event] = {}
+        self._waiters: dict[str, set[_Waiter]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        backend.watch(self.notify)
+
+    # -- the request ---------------------------------------------------------------------
+
+    async def handle(self, http: HTTPRequest) -> HTTPResponse:
+        """Answer one HTTP request. Never raises."""
+        self._bind_loop()
+        try:
+            response = await self._handle(http)
+        except EASError as e:
+            response = _error_response(e, None)
+        except Exception:
+            log.exception("unhandled error in %s %s", http.method, http.path)
+            response = HTTPResponse(st.INTERNAL_SERVER_ERROR, [], b"")
+        return self._finish(http, response)
+
+    async def _handle(self, http: HTTPRequest) -> HTTPResponse:
+        if http.path.rstrip("/").lower() != self.config.path.lower():
+            return HTTPResponse(st.NOT_FOUND, [], b"")
+        if http.method == "OPTIONS":
+            await self._authenticate(http)
+            return self._options()
+        if http.method != "POST":
+            return HTTPResponse(st.METHOD_NOT_ALLOWED, [("Allow", "OPTIONS, POST")], b"")
+        request = parse_request(http, max_body=self.config.max_request_body)
+        try:
+            return await self._command(http, request)
+        except EASError as e:
+            return _error_response(e, request)
+
+    async def _command(self, http: HTTPRequest, request: EASRequest) -> HTTPResponse:
+        login, account = await self._authenticate(http)
+        if request.user and not _same_account(request.user, login, account):
+            raise AccessDenied("the User parameter names another account than the one authenticated")
+        if request.version not in self.config.versions:
+            raise ProtocolError(f"protocol version {request.version} is not offered")
+        if not command_in_version(request.command, request.version):
+            raise ProtocolError(f"{request.command} is not in protocol version {request.version}",
+                                status=st.Common.VersionNotSupported)
+        handle = commands.handler(request.command)
+        if handle is None:
+            raise EASError(f"{request.command} is not implemented", status=st.Common.CommandNotSupported,
+                           http_status=st.NOT_IMPLEMENTED)
+        key = (account, request.device_id)
+        self._supersede(key)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = _DeviceLock()
+        lock.users += 1
+        try:
+            async with lock.lock:
+                return await self._locked(request, account, handle)
+        finally:
+            lock.users -= 1
+            if not lock.users:
+                del self._locks[key]
+
+    async def _locked(self, request: EASRequest, account: str,
+                      handle: commands.Handler) -> HTTPResponse:
+        device = await self._device(request, account)
+        decision = await self.access(request, account, device)
+        device.access, device.access_reason = decision.access, decision.reason
+        if decision.access == "blocked":
+            await self.store.commit(device, {})
+            raise AccessDenied("device blocked", status=st.Common.DeviceIsBlockedForThisUser)
+        info = commands.COMMANDS[request.command]
+        state = DeviceState(self.store, device)
+        if info.provisioning:
+            problem = await self._provisioning_problem(request, device)
+            if problem:
+                await state.commit()
+                raise EASError("device must provision", status=problem, http_status=st.RETRY_AFTER_PROVISIONING)
+        body = self._body(request, info)
+        ctx = Context(self, request, account, state, body)
+        response = await handle(ctx)
+        await state.commit()
+        return response
+
+    async def _authenticate(self, http: HTTPRequest) -> tuple[str, str]:
+        """``(login, account)`` from the Basic credentials, or 401."""
+        header = http.header("authorization") or ""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic" or not value:
+            raise AuthenticationError("credentials required", headers=_CHALLENGE)
+        try:
+            login, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise AuthenticationError("malformed credentials", headers=_CHALLENGE) from None
+        if not sep or not login or len(login) > 320 or len(password) > 1024:
+            raise AuthenticationError("malformed credentials", headers=_CHALLENGE)
+        account = await self.authenticate(login, password)
+        if account is None:
+            raise AuthenticationError("credentials refused", headers=_CHALLENGE)
+        return login, account
+
+    async def _device(self, request: EASRequest, account: str) -> DeviceRecord:
+        """The device record, created on first contact and updated on every request."""
+        device = await self.store.get_device(account, request.device_id)
+        if device is None:
+            device = DeviceRecord(user=account, device_id=request.device_id)
+        device.device_type = request.device_type
+        device.user_agent = request.user_agent[:256] or device.user_agent
+        device.protocol_version = request.version.text
+        device.last_seen = time.time()
+        return device
+
+    async def _provisioning_problem(self, request: EASRequest, device: DeviceRecord) -> int | None:
+        """The common status forcing a (re)provision, or None (MS-ASPROV 3.2.5.1)."""
+        if device.wipe in ("pending", "account-pending"):
+            return st.Common.RemoteWipeRequested
+        policy = await self.policy(device.user, device)
+        if not policy.required:
+            return None
+        if not device.policy_key:
+            return st.Common.DeviceNotProvisioned
+        if request.policy_key != device.policy_key:
+            return st.Common.InvalidPolicyKey if request.policy_key else st.Common.DeviceNotProvisioned
+        if device.policy_hash != policy.hash:
+            return st.Common.PolicyRefresh
+        return None
+
+    def _body(self, request: EASRequest, info: commands.CommandInfo) -> Any:
+        """The decoded WBXML body; None when empty or raw MIME."""
+        if not request.body:
+            if info.empty_body or (info.mime_before_14 and request.version < Version("14.0")):
+                return None
+            raise ProtocolError("request body missing", status=st.Common.InvalidContent)
+        if info.mime_before_14 and request.version < Version("14.0"):
+            return None
+        try:
+            return decode(request.body, limits=self.config.wbxml_limits)
+        except WBXMLError as e:
+            raise ProtocolError(f"malformed WBXML: {e}", status=st.Common.InvalidWBXML) from None
+
+    def _options(self) -> HTTPResponse:
+        """MS-ASHTTP 2.2.4: the versions and commands this server offers."""
+        names = [name for name in commands.COMMANDS if commands.handler_available(name)]
+        return HTTPResponse(st.OK, [
+            ("Allow", "OPTIONS,POST"),
+            ("MS-ASProtocolVersions", ",".join(v.text for v in self.config.versions)),
+            ("MS-ASProtocolCommands", ",".join(names)),
+        ], b"")
+
+    def _finish(self, http: HTTPRequest, response: HTTPResponse) -> HTTPResponse:
+        """Headers every response carries; gzip when the client takes it."""
+        response.headers += [("MS-Server-ActiveSync", self.config.server_version), ("Cache-Control", "private")]
+        if len(response.body) >= self.config.gzip_min_size and accepts_gzip(http):
+            response.body = gzip_body(response.body)
+            response.headers.append(("Content-Encoding", "gzip"))
+        return response
+
+    # -- change notification and long polls ----------------------------------------------
+
+    def _bind_loop(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
+
+    def notify(self, user: str, folder_ids: Collection[str] = ()) -> None:
+        """Something changed in these backend folders of ``user`` (empty: anywhere).
+        Safe to call from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        if threading.get_ident() != self._loop_thread:
+            loop.call_soon_threadsafe(self.notify, user, tuple(folder_ids))
+            return
+        if self.config.instant_notifications:
+            self._wake(user, folder_ids)
+        else:
+            loop.call_later(self.config.notification_latency, self._wake, user, tuple(folder_ids))
+
+    def _wake(self, user: str, folder_ids: Collection[str]) -> None:
+        for waiter in list(self._waiters.get(user, ())):
+            if not folder_ids or not waiter.folders.isdisjoint(folder_ids):
+                waiter.event.set()
+
+    def _supersede(self, key: tuple[str, str]) -> None:
+        """A newer request of this device ends the request waiting for it."""
+        event = self._superseders.get(key)
+        if event is not None:
+            event.set()
+
+    async def wait_for_changes(self, ctx: Context, folder_ids: Collection[str], timeout: float) -> str:
+        """See ``Context.wait``."""
+        key = (ctx.user, ctx.request.device_id)
+        waiter = _Waiter(frozenset(folder_ids), asyncio.Event())
+        superseded = self._superseders[key] = asyncio.Event()
+        self._waiters.setdefault(ctx.user, set()).add(waiter)
+        try:
+            changed = asyncio.ensure_future(waiter.event.wait())
+            ended = asyncio.ensure_future(superseded.wait())
+            done, pending = await asyncio.wait({changed, ended}, timeout=timeout,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if changed in done:
+                return "changed"
+            if ended in done:
+                return "superseded"
+            return "timeout"
+        finally:
+            waiters = self._waiters.get(ctx.user)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    del self._waiters[ctx.user]
+            if self._superseders.get(key) is superseded:
+                del self._superseders[key]
+
+
+@dataclass(slots=True)
+class _DeviceLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    folders: frozenset[str]
+    event: asyncio.Event
+
+
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="ActiveSync"'}
+
+
+def _same_account(query_user: str, login: str, account: str) -> bool:
+    """Whether the query's User names the authenticated account: as typed at login, as
+    the account, or as either without its domain (``DOMAIN\\user``, ``user@domain``)."""
+
+    def forms(name: str) -> set[str]:
+        name = name.lower()
+        out = {name}
+        if "\\" in name:
+            out.add(name.split("\\", 1)[1])
+        if "@" in name:
+            out.add(name.split("@", 1)[0])
+        return out
+
+    wanted = query_user.lower().split("\\", 1)[-1]
+    return wanted in forms(login) | forms(account)
+
+
+def _error_response(error: EASError, request: EASRequest | None) -> HTTPResponse:
+    """The one place errors become responses (see the module docstring)."""
+    headers = list(error.headers.items())
+    if error.http_status == st.UNAUTHORIZED:
+        return HTTPResponse(st.UNAUTHORIZED, headers, b"")
+    if request is not None and error.status is not None and request.version >= Version("14.0"):
+        info = commands.COMMANDS.get(request.command)
+        if info is not None and info.root is not None and info.status is not None:
+            w = Writer()
+            with w.tag(info.root):
+                w.leaf(info.status, error.status)
+            return HTTPResponse(st.OK, [("Content-Type", WBXML_CONTENT_TYPE), *headers], w.getvalue())
+    http_status = error.http_status
+    if error.status is not None and error.http_status in (400, 500):
+        http_status = st.LEGACY_HTTP.get(error.status, error.http_status)
+    if error.status in (st.Common.DeviceNotProvisioned, st.Common.InvalidPolicyKey, st.Common.PolicyRefresh,
+                        st.Common.RemoteWipeRequested, st.Common.LegacyDeviceOnStrictPolicy):
+        http_status = st.RETRY_AFTER_PROVISIONING
+    return HTTPResponse(http_status, headers, b"")
