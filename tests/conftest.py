@@ -44,3 +44,11 @@ def implementation(request: pytest.FixtureRequest) -> Iterator[str]:
     _impl.select(request.param)
     yield request.param
     _impl.select(previous)
+
+
+@pytest.fixture
+def app(tmp_path):  # type: ignore[no-untyped-def]
+    """``(ActiveSync, ReferenceStore)`` in ``tmp_path`` with alice and bob."""
+    from eas.testing.harness import make_app
+
+    return make_app(tmp_path)
