@@ -12,7 +12,7 @@ import gzip
 import re
 import zlib
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from eas.protocol.errors import ProtocolError
 from eas.protocol.versions import COMMAND_CODES, COMMAND_VERSIONS, Version
@@ -88,7 +88,7 @@ def parse_request(request: HTTPRequest, *, max_body: int) -> EASRequest:
     """The ``EASRequest`` of a POST, or ``ProtocolError`` saying what is wrong."""
     if len(request.query) > MAX_QUERY_LENGTH:
         raise ProtocolError("query string too long")
-    if "=" in request.query or "&" in request.query:
+    if "&" in request.query or request.query.startswith("Cmd="):
         parsed = _plain_query(request)
     else:
         parsed = _base64_query(request)
@@ -137,7 +137,7 @@ def _plain_query(request: HTTPRequest) -> EASRequest:
 def _base64_query(request: HTTPRequest) -> EASRequest:
     """MS-ASHTTP 2.2.1.1.1.1: a packed byte string, base64 encoded."""
     try:
-        raw = base64.b64decode(request.query.replace("%3D", "=").replace("%3d", "="), validate=True)
+        raw = base64.b64decode(unquote(request.query), validate=True)
     except (binascii.Error, ValueError):
         raise ProtocolError("query is neither name=value pairs nor base64") from None
     pos = 0
