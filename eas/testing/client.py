@@ -8,6 +8,7 @@ real HTTP. Both return an ``HTTPResponse``.
 from __future__ import annotations
 
 import base64
+import gzip
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -85,8 +86,11 @@ class Client:
         response = await self.transport(request)
         headers = {k.lower(): v for k, v in response.headers}
         node = None
-        if response.body and headers.get("content-type", "").startswith(WBXML_CONTENT_TYPE):
-            node = decode(response.body)
+        body = response.body
+        if headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        if body and headers.get("content-type", "").startswith(WBXML_CONTENT_TYPE):
+            node = decode(body)
         return Reply(response.status, headers, response.body, node)
 
     async def command(self, command: str, xml: str | None = None, **kw: object) -> Reply:
