@@ -1,0 +1,573 @@
+"""The StateStore contract, run against every engine (memory, SQLite), plus what only the
+SQLite engine promises: atomic commits, persistence, several store objects (processes) on
+one file, versioned schema, and StateError instead of driver errors for bad files."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from eas.protocol.errors import StateError
+from eas.state.memory import MemoryStateStore
+from eas.state.model import CollectionState, DeviceRecord, FolderEntry, HierarchyState
+from eas.state.session import DeviceState
+from eas.state.sqlite import SCHEMA_VERSION, SQLiteStateStore
+from eas.state.store import StateStore
+
+pytestmark = pytest.mark.kernel_independent
+
+ENGINES = ["memory", "sqlite"]
+
+
+@pytest.fixture(params=ENGINES)
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], StateStore]:
+    """A factory of store objects over one place: the SQLite ones share ``state.db``."""
+    if request.param == "memory":
+        memory = MemoryStateStore()
+        return lambda: memory
+    return lambda: SQLiteStateStore(tmp_path / "state.db")
+
+
+def run(coro: object) -> None:
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def device(user: str = "alice@example.com", device_id: str = "Dev1", **kw: object) -> DeviceRecord:
+    return DeviceRecord(user=user, device_id=device_id, **kw)  # type: ignore[arg-type]
+
+
+def sample_hierarchy(h: HierarchyState | None = None) -> HierarchyState:
+    """Fills ``h`` (a new one by default) with a known hierarchy."""
+    h = h if h is not None else HierarchyState()
+    h.sync_key, h.previous_key = 3, 2
+    for backend_id, name, parent, ftype in (("inbox", "Inbox", "0", 2), ("sub", "Ünïcødé 'quoted'", "1", 12)):
+        sid = h.server_id(backend_id)
+        h.folders[sid] = FolderEntry(sid, parent, name, ftype, backend_id)
+    h.previous_folders = {"1": FolderEntry("1", "0", "Inbox", 2, "inbox")}
+    return h
+
+
+def sample_collection(cid: str = "1") -> CollectionState:
+    c = CollectionState(cid, "inbox", sync_key=4, snapshot={"a": "1", "b": "2"}, client_ids={"c1": f"{cid}:a"},
+                        options={"class": "Email", "filter_type": 3, "body": [{"type": 2, "size": 5120}]},
+                        extra={"pending": ["x", "y"]})
+    c.advance()
+    c.snapshot["c"] = "9"
+    return c
+
+
+# -- the contract, every engine -----------------------------------------------------------
+
+
+def test_device_record_round_trip(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        record = device(device_type="iPhone", user_agent="Apple-iPhone/1", protocol_version="16.1", model="X",
+                        imei="3556", friendly_name="Bob's \"phone\" ✓", policy_key=123456789, pending_policy_key=7,
+                        policy_status=1, policy_hash="abc", wipe="pending", wipe_requested=12.5, access="quarantined",
+                        access_reason="admin", suspended=True, enable_outbound_sms=True, last_seen=1000.25)
+        assert await store.get_device(record.user, record.device_id) is None
+        await store.commit(record, {})
+        got = await store.get_device(record.user, record.device_id)
+        assert got == record
+        assert got is not record
+        record.access = "allowed"
+        record.last_seen = 2000.0
+        await store.commit(record, {})
+        got = await store.get_device(record.user, record.device_id)
+        assert got is not None and got.access == "allowed" and got.last_seen == 2000.0
+        await store.close()
+
+    run(scenario())
+
+
+def test_blobs_round_trip_and_delete(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        every_byte = bytes(range(256)) * 4096  # 1 MiB, every byte value, NULs included
+        await store.commit(device(), {"hierarchy": b"h1", "collection:1": every_byte, "cache": b""})
+        assert await store.load("alice@example.com", "Dev1", "hierarchy") == b"h1"
+        value = await store.load("alice@example.com", "Dev1", "collection:1")
+        assert type(value) is bytes and value == every_byte
+        assert await store.load("alice@example.com", "Dev1", "cache") == b""
+        assert await store.load("alice@example.com", "Dev1", "missing") is None
+        assert await store.load("alice@example.com", "Dev2", "hierarchy") is None
+        # None deletes, also for a key that is not there; other keys stay.
+        await store.commit(device(), {"collection:1": None, "collection:nope": None, "hierarchy": b"h2"})
+        assert await store.load("alice@example.com", "Dev1", "collection:1") is None
+        assert await store.load("alice@example.com", "Dev1", "hierarchy") == b"h2"
+        assert await store.load("alice@example.com", "Dev1", "cache") == b""
+        await store.close()
+
+    run(scenario())
+
+
+def test_hostile_names_are_data(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        user = "x'; DROP TABLE devices; --@example.com"
+        key = "collection:1' OR '1'='1"
+        await store.commit(device(user, "D%_*"), {key: b"evil"})
+        await store.commit(device("alice@example.com", "D%_*"), {"collection:1": b"good"})
+        assert await store.load(user, "D%_*", key) == b"evil"
+        assert await store.load(user, "D%_*", "collection:1") is None
+        assert await store.load("alice@example.com", "D%_*", key) is None
+        assert {d.user for d in await store.list_devices()} == {user, "alice@example.com"}
+        await store.close()
+
+    run(scenario())
+
+
+def test_list_devices_filters_by_user(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        for user, dev in (("bob@example.com", "B1"), ("alice@example.com", "A2"), ("alice@example.com", "A1")):
+            await store.commit(device(user, dev), {})
+        assert [(d.user, d.device_id) for d in await store.list_devices()] == [
+            ("alice@example.com", "A1"), ("alice@example.com", "A2"), ("bob@example.com", "B1")]
+        assert [d.device_id for d in await store.list_devices("alice@example.com")] == ["A1", "A2"]
+        assert [d.device_id for d in await store.list_devices("bob@example.com")] == ["B1"]
+        assert await store.list_devices("carol@example.com") == []
+        assert await store.list_devices("ALICE@example.com") == []  # exact account names
+        await store.close()
+
+    run(scenario())
+
+
+def test_delete_and_reset_device_touch_only_that_device(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        targets = (("alice@example.com", "Dev1"), ("alice@example.com", "Dev2"), ("bob@example.com", "Dev1"))
+        for user, dev in targets:
+            await store.commit(device(user, dev), {"hierarchy": f"{user}/{dev}".encode(), "cache": b"{}"})
+
+        await store.reset_device("alice@example.com", "Dev1")
+        assert await store.get_device("alice@example.com", "Dev1") is not None
+        assert await store.load("alice@example.com", "Dev1", "hierarchy") is None
+        assert await store.load("alice@example.com", "Dev1", "cache") is None
+        assert await store.load("alice@example.com", "Dev2", "hierarchy") == b"alice@example.com/Dev2"
+        assert await store.load("bob@example.com", "Dev1", "hierarchy") == b"bob@example.com/Dev1"
+
+        await store.delete_device("alice@example.com", "Dev2")
+        assert await store.get_device("alice@example.com", "Dev2") is None
+        assert await store.load("alice@example.com", "Dev2", "hierarchy") is None
+        assert [(d.user, d.device_id) for d in await store.list_devices()] == [
+            ("alice@example.com", "Dev1"), ("bob@example.com", "Dev1")]
+        assert await store.load("bob@example.com", "Dev1", "cache") == b"{}"
+
+        # Unknown devices are no error; a deleted device can come back, with no old state.
+        await store.delete_device("nobody", "X")
+        await store.reset_device("nobody", "X")
+        await store.commit(device("alice@example.com", "Dev2"), {})
+        assert await store.load("alice@example.com", "Dev2", "hierarchy") is None
+        await store.close()
+
+    run(scenario())
+
+
+def test_device_state_round_trip(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        ds = DeviceState(store, device())
+        assert (await ds.hierarchy()) == HierarchyState()
+        assert await ds.collection("1") is None
+        assert await ds.cache() == {}
+        sample_hierarchy(await ds.hierarchy())
+        ds.hierarchy_changed()
+        ds.put_collection(sample_collection("1"))
+        ds.put_collection(sample_collection("2"))
+        (await ds.cache())["ping"] = {"folders": ["1", "2"], "heartbeat": 480}
+        ds.cache_changed()
+        await ds.commit()
+
+        again = DeviceState(store, device())
+        assert await again.hierarchy() == sample_hierarchy()
+        got = await again.collection("1")
+        assert got == sample_collection("1")
+        assert got is not None and got.previous == {"sync_key": 4, "snapshot": {"a": "1", "b": "2"},
+                                                    "client_ids": {"c1": "1:a"}}
+        assert (await again.cache()) == {"ping": {"folders": ["1", "2"], "heartbeat": 480}}
+        # Ids keep their allocation counter across a reload.
+        assert (await again.hierarchy()).server_id("new") == "3"
+
+        again.drop_collection("2")
+        await again.commit()
+        third = DeviceState(store, device())
+        assert await third.collection("2") is None
+        assert await third.collection("1") == sample_collection("1")
+        await store.close()
+
+    run(scenario())
+
+
+def test_device_state_writes_only_dirty_blobs(new_store: Callable[[], StateStore]) -> None:
+    """A DeviceState that read a collection but did not change it must not write back its
+    stale copy over another writer's newer one."""
+
+    async def scenario() -> None:
+        store = new_store()
+        first = DeviceState(store, device())
+        first.put_collection(sample_collection("1"))
+        first.hierarchy_changed()
+        await first.hierarchy()
+        await first.commit()
+
+        stale = DeviceState(store, device())
+        assert (await stale.collection("1")) is not None
+        await stale.cache()
+
+        newer = DeviceState(store, device())
+        coll = await newer.collection("1")
+        assert coll is not None
+        coll.advance()
+        newer.put_collection(coll)
+        await newer.commit()
+
+        h = await stale.hierarchy()
+        h.sync_key = 9
+        stale.hierarchy_changed()
+        await stale.commit()
+
+        check = DeviceState(store, device())
+        after = await check.collection("1")
+        assert after is not None and after.sync_key == 6  # newer's write survived
+        assert (await check.hierarchy()).sync_key == 9
+        # The cache was read but never changed, so no "cache" blob was written.
+        assert await store.load("alice@example.com", "Dev1", "cache") is None
+        # A second commit with nothing dirty writes no blob (the record only).
+        await store.commit(device(), {"collection:1": None})
+        await check.commit()
+        assert await store.load("alice@example.com", "Dev1", "collection:1") is None
+        await store.close()
+
+    run(scenario())
+
+
+def test_failed_handler_leaves_state_as_it_was(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        ds = DeviceState(store, device())
+        ds.put_collection(sample_collection("1"))
+        await ds.commit()
+        before = await store.load("alice@example.com", "Dev1", "collection:1")
+
+        async def failing_handler(state: DeviceState) -> None:
+            coll = await state.collection("1")
+            assert coll is not None
+            coll.advance()
+            coll.snapshot.clear()
+            state.put_collection(coll)
+            state.drop_collection("1")
+            (await state.hierarchy()).sync_key = 99
+            state.hierarchy_changed()
+            raise RuntimeError("handler failed")
+
+        with pytest.raises(RuntimeError):
+            await failing_handler(DeviceState(store, device()))  # the core commits only on success
+        assert await store.load("alice@example.com", "Dev1", "collection:1") == before
+        assert await store.load("alice@example.com", "Dev1", "hierarchy") is None
+        await store.close()
+
+    run(scenario())
+
+
+# -- CollectionState semantics ------------------------------------------------------------
+
+
+def test_advance_and_rewind() -> None:
+    c = CollectionState("1", "inbox", sync_key=1, snapshot={"a": "1"}, client_ids={"c": "1:a"})
+    assert CollectionState("2", "x").rewind() is False
+    c.advance()
+    assert c.sync_key == 2 and c.previous == {"sync_key": 1, "snapshot": {"a": "1"}, "client_ids": {"c": "1:a"}}
+    # The previous state is a copy: changing the current one leaves it alone.
+    c.snapshot["b"] = "2"
+    c.client_ids["d"] = "1:b"
+    assert c.previous["snapshot"] == {"a": "1"} and c.previous["client_ids"] == {"c": "1:a"}
+    assert c.rewind() is True
+    assert (c.sync_key, c.snapshot, c.client_ids, c.previous) == (1, {"a": "1"}, {"c": "1:a"}, None)
+    assert c.rewind() is False  # only one step back
+    assert c.sync_key == 1
+    # Advancing twice keeps only the last previous state.
+    c.advance()
+    c.snapshot["x"] = "1"
+    c.advance()
+    assert c.sync_key == 3 and c.previous is not None and c.previous["sync_key"] == 2
+    assert c.previous["snapshot"] == {"a": "1", "x": "1"}
+    # The previous state survives a trip through JSON, and rewinding after it works.
+    back = CollectionState.from_json(c.to_json())
+    assert back == c
+    assert back.rewind() and back.sync_key == 2 and back.snapshot == {"a": "1", "x": "1"}
+
+
+def test_rewind_survives_the_store(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        ds = DeviceState(store, device())
+        c = CollectionState("5", "inbox", sync_key=1, snapshot={"a": "1"})
+        c.advance()
+        c.snapshot = {"a": "2", "b": "1"}
+        ds.put_collection(c)
+        await ds.commit()
+        ds2 = DeviceState(store, device())
+        got = await ds2.collection("5")
+        assert got is not None and got.rewind()
+        assert (got.sync_key, got.snapshot) == (1, {"a": "1"})
+        await store.close()
+
+    run(scenario())
+
+
+# -- SQLite only --------------------------------------------------------------------------
+
+
+class FailingSQLiteStore(SQLiteStateStore):
+    """Test-only failure injection: writing the blob under ``fail_key`` raises inside the
+    commit's transaction, after the record and earlier blobs were written."""
+
+    fail_key = "collection:2"
+    error: BaseException = sqlite3.OperationalError("disk I/O error (injected by the test)")
+
+    def _write_blob(self, db: sqlite3.Connection, user: str, device_id: str, key: str, value: bytes | None) -> None:
+        if key == self.fail_key:
+            raise self.error
+        super()._write_blob(db, user, device_id, key, value)
+
+
+def test_commit_is_atomic(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FailingSQLiteStore(tmp_path / "state.db")
+        await store.commit(device(access="allowed", policy_key=1), {"collection:1": b"old1", "collection:3": b"old3"})
+
+        changed = device(access="blocked", policy_key=2)
+        blobs = {"collection:1": b"new1", "collection:3": None, "hierarchy": b"new", "collection:2": b"boom"}
+        with pytest.raises(StateError, match="disk I/O error"):
+            await store.commit(changed, blobs)
+        # A non-driver error is not wrapped, but rolls back just the same.
+        store.error = RuntimeError("bug in the middle of a commit")
+        with pytest.raises(RuntimeError):
+            await store.commit(changed, blobs)
+
+        reader = SQLiteStateStore(tmp_path / "state.db")  # what another process sees
+        for s in (store, reader):
+            got = await s.get_device("alice@example.com", "Dev1")
+            assert got is not None and (got.access, got.policy_key) == ("allowed", 1)
+            assert await s.load("alice@example.com", "Dev1", "collection:1") == b"old1"
+            assert await s.load("alice@example.com", "Dev1", "collection:3") == b"old3"
+            assert await s.load("alice@example.com", "Dev1", "hierarchy") is None
+            assert [d.access for d in await s.list_devices()] == ["allowed"]
+
+        # The connection is usable afterwards, and no transaction was left open.
+        store.fail_key = "nothing"
+        await store.commit(changed, blobs)
+        assert await reader.load("alice@example.com", "Dev1", "collection:2") == b"boom"
+        assert await reader.load("alice@example.com", "Dev1", "collection:3") is None
+        await store.close()
+        await reader.close()
+
+    run(scenario())
+
+
+def test_persists_across_reopening(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStateStore(tmp_path / "state.db")
+        ds = DeviceState(store, device(model="Pixel"))
+        ds.put_collection(sample_collection("7"))
+        await ds.commit()
+        await store.close()
+        with pytest.raises(StateError, match="closed"):
+            await store.load("alice@example.com", "Dev1", "collection:7")
+
+        reopened = SQLiteStateStore(str(tmp_path / "state.db"))
+        got = await reopened.get_device("alice@example.com", "Dev1")
+        assert got is not None and got.model == "Pixel"
+        assert await DeviceState(reopened, got).collection("7") == sample_collection("7")
+        await reopened.close()
+
+    run(scenario())
+
+
+def test_schema_file_settings_and_indexed_columns(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStateStore(tmp_path / "state.db")
+        await store.commit(device(device_type="iPhone", access="quarantined", last_seen=5.0), {})
+        await store.commit(device(device_type="iPad", access="blocked", last_seen=7.0), {})
+        await store.close()
+
+    run(scenario())
+    db = sqlite3.connect(tmp_path / "state.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # The listing columns follow the record on update.
+    assert db.execute("SELECT device_type, access, last_seen FROM devices").fetchall() == [("iPad", "blocked", 7.0)]
+    db.close()
+
+
+def test_two_store_objects_on_one_file(tmp_path: Path) -> None:
+    """Two store objects stand for two processes: each sees the other's commits, and
+    concurrent writers from several threads all land."""
+
+    async def one_writer(path: Path, n: int) -> None:
+        store = SQLiteStateStore(path)
+        for i in range(20):
+            await store.commit(device(device_id=f"W{n}"), {f"collection:{i}": f"{n}:{i}".encode()})
+        await store.close()
+
+    path = tmp_path / "state.db"
+    errors: list[BaseException] = []
+
+    def thread(n: int) -> None:
+        try:
+            asyncio.run(one_writer(path, n))
+        except StateError as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=thread, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+    async def scenario() -> None:
+        a, b = SQLiteStateStore(path), SQLiteStateStore(path)
+        assert [d.device_id for d in await a.list_devices("alice@example.com")] == ["W0", "W1", "W2", "W3"]
+        assert await b.load("alice@example.com", "W3", "collection:19") == b"3:19"
+        await a.commit(device(device_id="X"), {"cache": b"from a"})
+        assert await b.load("alice@example.com", "X", "cache") == b"from a"
+        await b.delete_device("alice@example.com", "X")
+        assert await a.get_device("alice@example.com", "X") is None
+        await a.close()
+        await b.close()
+
+    run(scenario())
+
+
+def test_new_file_opened_by_many_at_once(tmp_path: Path) -> None:
+    """Processes starting together race to create the schema: exactly one migrates."""
+    path = tmp_path / "state.db"
+    barrier = threading.Barrier(6)
+    outcome: list[object] = []
+
+    def opener() -> None:
+        barrier.wait()
+        try:
+            store = SQLiteStateStore(path)
+            asyncio.run(store.close())
+            outcome.append("ok")
+        except StateError as e:  # pragma: no cover - reported below
+            outcome.append(e)
+
+    threads = [threading.Thread(target=opener) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcome == ["ok"] * 6
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"this is not a database at all, just some text" * 100, "not an eas state database, or is corrupt"),
+    (b"SQLite format 3\x00" + b"\xff" * 4080, "not an eas state database, or is corrupt"),
+])
+def test_corrupt_file_gives_state_error(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(content)
+    with pytest.raises(StateError, match=message) as info:
+        SQLiteStateStore(path)
+    assert not isinstance(info.value, sqlite3.Error) and info.value.__cause__ is None
+    assert path.read_bytes() == content  # nothing was written into it
+
+
+def test_truncated_database_gives_state_error(tmp_path: Path) -> None:
+    async def fill() -> None:
+        store = SQLiteStateStore(tmp_path / "good.db")
+        for i in range(50):
+            await store.commit(device(device_id=f"D{i}"), {"collection:1": bytes(3000)})
+        await store.close()
+
+    run(fill())
+    good = (tmp_path / "good.db").read_bytes()
+    assert len(good) > 8192
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(good[:4096] + b"\x00" * 4096 + good[8192:])  # a wiped page in the middle
+
+    async def use() -> None:
+        store = SQLiteStateStore(bad)
+        try:
+            for i in range(50):
+                await store.get_device("alice@example.com", f"D{i}")
+                await store.load("alice@example.com", f"D{i}", "collection:1")
+            await store.list_devices()
+        finally:
+            await store.close()
+
+    with pytest.raises(StateError, match="corrupt|malformed|not a database"):
+        run(use())
+
+
+def test_other_files_give_state_error(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.db"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE mail (id INTEGER)")
+    db.commit()
+    db.close()
+    with pytest.raises(StateError, match="database of something else"):
+        SQLiteStateStore(foreign)
+
+    newer = tmp_path / "newer.db"
+    SQLiteStateStore(newer)
+    db = sqlite3.connect(newer)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StateError, match="newer than this library"):
+        SQLiteStateStore(newer)
+
+    with pytest.raises(StateError, match="cannot open|unable to open"):
+        SQLiteStateStore(tmp_path / "no such folder" / "state.db")
+    with pytest.raises(StateError, match="cannot open|unable to open"):
+        SQLiteStateStore(tmp_path)  # a directory
+
+
+def test_unreadable_record_gives_state_error(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStateStore(tmp_path / "state.db")
+        await store.commit(device(), {})
+        db = sqlite3.connect(tmp_path / "state.db")
+        db.execute("UPDATE devices SET record = '{not json'")
+        db.commit()
+        db.close()
+        with pytest.raises(StateError, match="unreadable"):
+            await store.get_device("alice@example.com", "Dev1")
+        with pytest.raises(StateError, match="unreadable"):
+            await store.list_devices()
+        await store.close()
+
+    run(scenario())
+
+
+def test_locked_database_gives_state_error(tmp_path: Path) -> None:
+    """A writer that cannot get the lock within the busy timeout gets StateError, and
+    its commit leaves nothing behind."""
+
+    async def scenario() -> None:
+        store = SQLiteStateStore(tmp_path / "state.db", busy_timeout=0.05)
+        await store.commit(device(), {"cache": b"1"})
+        other = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StateError, match="locked"):
+                await store.commit(device(), {"cache": b"2"})
+            assert await store.load("alice@example.com", "Dev1", "cache") == b"1"  # readers are not blocked
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await store.commit(device(), {"cache": b"3"})
+        assert await store.load("alice@example.com", "Dev1", "cache") == b"3"
+        await store.close()
+
+    run(scenario())
