@@ -1,7 +1,8 @@
-"""The ``eas`` command: ``eas wbxml decode|encode`` (more verbs join as the server grows).
+"""The ``eas`` command: ``eas serve`` (``eas.cli.serve``), ``eas user ...`` and ``eas mail
+deliver`` (``eas.cli.admin``), ``eas wbxml decode|encode`` (here).
 
-Exit codes: 0 success, 2 bad input or usage (one line on stderr naming the offset or
-line at fault), 1 an I/O failure.
+Exit codes: 0 success, 2 bad input or usage (one line on stderr naming what is at fault,
+such as the offset or line), 1 an I/O failure.
 """
 
 from __future__ import annotations
@@ -9,9 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from eas import __version__
+from eas.cli import admin, serve
 from eas.wbxml import IMPLEMENTATION, WBXMLError, decode, from_xml, to_xml
+
+
+def server_env() -> str:
+    from eas.server import DATA_DIR_ENV
+
+    return DATA_DIR_ENV
 
 
 def _read(path: str) -> bytes:
@@ -32,10 +41,22 @@ def _wbxml_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="eas", description="Exchange ActiveSync for any mail server.")
+    p = _Parser(prog="eas", description="Exchange ActiveSync for any mail server.")
     p.add_argument("--version", action="version", version=f"eas {__version__} (WBXML codec: {IMPLEMENTATION})")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", metavar="DIR",
+                          help=f"the server's data (default ${server_env()} or ./eas-data)")
+    serve.add_parser(verbs, data_dir)
+    admin.add_parsers(verbs, data_dir)
     wbxml = verbs.add_parser("wbxml", help="decode and encode ActiveSync WBXML")
     ops = wbxml.add_subparsers(dest="op", required=True, metavar="OP")
     dec = ops.add_parser("decode", help="WBXML in, pretty XML out")
@@ -51,9 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except WBXMLError as e:
+    except (WBXMLError, admin.UsageError) as e:
         print(f"eas: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
     except OSError as e:
         print(f"eas: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1

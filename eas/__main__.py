@@ -1,0 +1,7 @@
+"""``python -m eas``: the ``eas`` command."""
+
+import sys
+
+from eas.cli import main
+
+sys.exit(main())

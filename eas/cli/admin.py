@@ -1,0 +1,168 @@
+"""``eas user add|passwd|list`` and ``eas mail deliver``: administration of a data dir's
+reference mail store from outside the server.
+
+These open the store directly (SQLite lets the server have it open at the same time) and
+announce what they changed on the data dir's notify socket, so a running ``eas serve``
+wakes the Pings of that user at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import re
+import secrets
+import sys
+from typing import Any
+
+from eas import notify, server
+
+# A deliberately plain address check: local@domain, printable ASCII or UTF-8 without
+# spaces, a dotted domain of letters, digits and hyphens (or an address literal).
+_LOCAL = re.compile(r"[^\s@\"(),:;<>\[\\\]\x00-\x1f\x7f]{1,64}")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)")
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line on stderr, exit status 2."""
+
+
+def valid_email(address: str) -> bool:
+    """Whether ``address`` looks like ``local@domain`` and can name an account."""
+    if len(address) > 254 or address.count("@") != 1:
+        return False
+    local, domain = address.split("@")
+    if not _LOCAL.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    if domain.startswith("[") and domain.endswith("]"):
+        return bool(re.fullmatch(r"\[\d{1,3}(\.\d{1,3}){3}\]", domain))
+    labels = domain.split(".")
+    return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def _await(value: Any) -> Any:
+    """The value of a store call whether the store answers it sync or async."""
+    if asyncio.iscoroutine(value):
+        return asyncio.run(value)
+    return value
+
+
+def _password(args: argparse.Namespace) -> str:
+    """The new password: --password, --generate (printed), a prompt on a terminal, or
+    one line of standard input."""
+    if args.password is not None:
+        password = args.password
+    elif getattr(args, "generate", False):
+        password = secrets.token_urlsafe(12)
+        print(f"password: {password}")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UsageError("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("empty password")
+    if len(password) > 1024:
+        raise UsageError("password longer than 1024 characters")
+    return password
+
+
+def _users(store: Any) -> list[str]:
+    return [u if isinstance(u, str) else u.email for u in _await(store.users())]
+
+
+def user_add(args: argparse.Namespace) -> int:
+    email = args.email.strip()
+    if not valid_email(email):
+        raise UsageError(f"not an email address: {args.email!r}")
+    store = server.open_store(server.data_dir(args.data_dir))
+    if email.lower() in (u.lower() for u in _users(store)):
+        raise UsageError(f"user {email} exists (eas user passwd changes the password)")
+    _await(store.add_user(email, _password(args)))
+    print(f"added {email}")
+    return 0
+
+
+def user_passwd(args: argparse.Namespace) -> int:
+    store = server.open_store(server.data_dir(args.data_dir))
+    email = _known_user(store, args.email)
+    _await(store.set_password(email, _password(args)))
+    print(f"password of {email} changed")
+    return 0
+
+
+def user_list(args: argparse.Namespace) -> int:
+    store = server.open_store(server.data_dir(args.data_dir))
+    for email in sorted(_users(store)):
+        print(email)
+    return 0
+
+
+def _known_user(store: Any, email: str) -> str:
+    """The account as the store spells it; ``UsageError`` when there is none."""
+    for user in _users(store):
+        if user.lower() == email.strip().lower():
+            return user
+    raise UsageError(f"no such user: {email}")
+
+
+def _read_message(path: str) -> bytes:
+    if path == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    if data.startswith(b"From "):  # an mbox envelope line, as MTAs pipe to a delivery agent
+        data = data.partition(b"\n")[2]
+    if not data.strip():
+        raise UsageError(f"empty message{' on standard input' if path == '-' else ': ' + path}")
+    first = data.split(b"\n", 1)[0]
+    if not re.match(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:", first):
+        raise UsageError("not an RFC 5322 message: it does not begin with a header field")
+    return data
+
+
+def mail_deliver(args: argparse.Namespace) -> int:
+    folder = server.data_dir(args.data_dir)
+    mime = _read_message(args.file)
+    store = server.open_store(folder)
+    email = _known_user(store, args.email)
+    # The store calls its watchers once the delivery is committed; the datagram goes then.
+    notify.publish_changes(store, server.notifier(folder))
+    try:
+        item_id = _await(store.deliver(email, mime, folder=args.folder))
+    except LookupError as e:
+        raise UsageError(str(e.args[0]) if e.args else f"no folder {args.folder!r}") from None
+    print(f"delivered to {email} {args.folder}: {item_id}")
+    return 0
+
+
+def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
+    """Add ``user`` and ``mail`` to the ``eas`` command."""
+    user = verbs.add_parser("user", help="manage the accounts of the reference store")
+    ops = user.add_subparsers(dest="op", required=True, metavar="OP")
+    add = ops.add_parser("add", parents=[data_dir_parent], help="create an account")
+    add.add_argument("email")
+    how = add.add_mutually_exclusive_group()
+    how.add_argument("--password", help="the password (else prompted, or one line of stdin)")
+    how.add_argument("--generate", action="store_true", help="make a random password and print it")
+    add.set_defaults(run=user_add)
+    pw = ops.add_parser("passwd", parents=[data_dir_parent], help="change an account's password")
+    pw.add_argument("email")
+    how = pw.add_mutually_exclusive_group()
+    how.add_argument("--password", help="the new password (else prompted, or one line of stdin)")
+    how.add_argument("--generate", action="store_true", help="make a random password and print it")
+    pw.set_defaults(run=user_passwd)
+    ls = ops.add_parser("list", parents=[data_dir_parent], help="list the accounts")
+    ls.set_defaults(run=user_list)
+
+    mail = verbs.add_parser("mail", help="put mail into the reference store")
+    ops = mail.add_subparsers(dest="op", required=True, metavar="OP")
+    deliver = ops.add_parser("deliver", parents=[data_dir_parent],
+                             help="deliver an RFC 5322 message and wake the user's devices")
+    deliver.add_argument("email")
+    deliver.add_argument("file", nargs="?", default="-", help="the message; stdin when absent or -")
+    deliver.add_argument("--folder", default="Inbox", help="folder name (default Inbox)")
+    deliver.set_defaults(run=mail_deliver)

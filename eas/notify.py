@@ -1,0 +1,224 @@
+"""Change notification across processes: a change committed by one process (``eas mail
+deliver``, an MTA's delivery hook, an admin tool) wakes the Pings held by another (``eas
+serve``).
+
+A ``Notifier`` has two sides: ``publish(user, folder_ids)`` tells every listening server
+that these backend folders of ``user`` changed (empty: anywhere), and ``subscribe(callback)``
+makes this process one of the listeners, calling ``callback`` (``ActiveSync.notify``) for
+each message. ``UnixSocketNotifier`` is the one-machine implementation: one Unix datagram
+socket in the data dir (``notify.sock``, mode 0600, so only the server's own account can
+wake it). A PostgreSQL LISTEN/NOTIFY or Redis pub/sub notifier for several machines takes
+its place behind the same three methods.
+
+The wire format is one datagram per change, UTF-8: ``user TAB folder_id,folder_id,...``
+with ``%``, TAB, ``,`` and line breaks in names escaped as ``%XX``. Delivery is best
+effort, as change notification is everywhere in ActiveSync: a Ping that misses a wake-up
+still ends at its heartbeat, and the next Sync finds the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+import stat
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote
+
+from eas.backend import Backend, ChangeCallback
+
+log = logging.getLogger("eas.notify")
+
+SOCKET_NAME = "notify.sock"
+# Datagrams larger than this are refused by the listener; a publisher whose folder list
+# would not fit sends "anywhere" instead, which wakes the same Pings and a few more.
+MAX_DATAGRAM = 8192
+# sun_path holds 108 bytes on Linux (104 on the BSDs); longer paths go through /proc.
+_SUN_PATH_MAX = 100
+
+
+class Notifier(Protocol):
+    """Fan-out of change notifications between the processes serving one mail store."""
+
+    def publish(self, user: str, folder_ids: Collection[str] = ()) -> None:
+        """Tell the listening servers that these folders of ``user`` changed. Must not
+        block, and must not fail when nobody listens."""
+        ...
+
+    async def subscribe(self, callback: ChangeCallback) -> None:
+        """Start calling ``callback(user, folder_ids)`` for every published change, on
+        the running event loop, until ``close``."""
+        ...
+
+    async def close(self) -> None:
+        """Stop listening and release what ``subscribe`` took."""
+        ...
+
+
+class NotifierInUse(OSError):
+    """Another live process already listens on this notifier (another ``eas serve`` on
+    the same data dir)."""
+
+
+def encode(user: str, folder_ids: Collection[str]) -> bytes:
+    """One datagram; an over-long folder list becomes "anywhere" (empty)."""
+    head = _escape(user).encode("utf-8", "surrogatepass") + b"\t"
+    body = ",".join(_escape(f) for f in folder_ids).encode("utf-8", "surrogatepass")
+    if len(head) + len(body) > MAX_DATAGRAM:
+        body = b""
+    return head + body
+
+
+def decode(data: bytes) -> tuple[str, tuple[str, ...]]:
+    """``(user, folder_ids)`` of a datagram; ``ValueError`` when it is not one."""
+    if len(data) > MAX_DATAGRAM:
+        raise ValueError("datagram too long")
+    text = data.decode("utf-8")
+    user, sep, rest = text.partition("\t")
+    if not sep or not user or "\n" in text or "\t" in rest:
+        raise ValueError("not a change notification")
+    folders = tuple(unquote(f) for f in rest.split(",")) if rest else ()
+    return unquote(user), folders
+
+
+def _escape(value: str) -> str:
+    return value.replace("%", "%25").replace("\t", "%09").replace(",", "%2C").replace("\n", "%0A").replace(
+        "\r", "%0D")
+
+
+class UnixSocketNotifier:
+    """A Unix datagram socket at ``path`` (``DATA_DIR/notify.sock``): the server binds
+    it, any local process of the same account sends to it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inode: tuple[int, int] | None = None
+
+    # -- publishing (any process) ---------------------------------------------------------
+
+    def publish(self, user: str, folder_ids: Collection[str] = ()) -> None:
+        """Send one datagram; silent when no server is listening (no socket, or a stale
+        one left by a server that died) or when its queue is full."""
+        data = encode(user, folder_ids)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)
+            try:
+                with _address(self.path) as address:
+                    s.sendto(data, address)
+            except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+                return  # no server: the next Sync finds the change anyway
+            except BlockingIOError:
+                log.warning("notify: the server's queue is full; dropped a change of %s", user)
+            except OSError as e:
+                if e.errno in (errno.ENOTSOCK, errno.EPROTOTYPE, errno.ECONNREFUSED):
+                    return
+                raise
+
+    # -- listening (the server) -----------------------------------------------------------
+
+    async def subscribe(self, callback: ChangeCallback) -> None:
+        """Bind the socket (mode 0600) and call ``callback`` for each datagram. A stale
+        socket file is replaced; a live one raises ``NotifierInUse``."""
+        if self._sock is not None:
+            raise RuntimeError("already subscribed")
+        self._remove_stale()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            # umask closes the window between bind and chmod; startup is single-threaded.
+            old = os.umask(0o177)
+            try:
+                with _address(self.path) as address:
+                    sock.bind(address)
+            finally:
+                os.umask(old)
+            os.chmod(self.path, 0o600)
+            st = os.stat(self.path)
+            self._inode = (st.st_dev, st.st_ino)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable, callback)
+
+    def _readable(self, callback: ChangeCallback) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(256):  # bounded, so a flood cannot starve the loop
+            try:
+                data = sock.recv(MAX_DATAGRAM + 1)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                log.exception("notify: receive failed")
+                return
+            try:
+                user, folders = decode(data)
+            except ValueError:
+                log.warning("notify: ignored a malformed datagram of %d bytes", len(data))
+                continue
+            try:
+                callback(user, folders)
+            except Exception:
+                log.exception("notify: the change callback failed")
+
+    def _remove_stale(self) -> None:
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise FileExistsError(errno.EEXIST, "exists and is not a socket", str(self.path))
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            with _address(self.path) as address:
+                probe.connect(address)
+        except ConnectionRefusedError:
+            self.path.unlink(missing_ok=True)  # left by a server that did not stop cleanly
+            return
+        finally:
+            probe.close()
+        raise NotifierInUse(errno.EADDRINUSE, "another server is listening", str(self.path))
+
+    async def close(self) -> None:
+        """Stop listening and remove the socket file, if it is still ours."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(sock.fileno())
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(self.path)
+            if (st.st_dev, st.st_ino) == self._inode:
+                self.path.unlink()
+
+
+@contextlib.contextmanager
+def _address(path: Path) -> Iterator[str]:
+    """A socket address for ``path``: itself, or through an open descriptor of its
+    folder when the path is too long for ``sun_path`` (deep temporary folders)."""
+    text = os.fspath(path)
+    if len(os.fsencode(text)) <= _SUN_PATH_MAX or not os.path.isdir("/proc/self/fd"):
+        yield text
+        return
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
+def publish_changes(backend: Backend, notifier: Notifier) -> None:
+    """Publish every change ``backend`` commits in this process: how a tool outside the
+    server (``eas mail deliver``) wakes the server's Pings."""
+    backend.watch(notifier.publish)

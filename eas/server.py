@@ -1,0 +1,346 @@
+"""The reference server: ActiveSync over the reference mail store, from one data dir.
+
+A data dir holds everything of one server (mode 0700):
+
+    mail.db        the reference mail store (users, folders, mail)
+    state.db       sync state and device records (SQLiteStateStore)
+    tls/           cert.pem and key.pem (0600), self-signed, made on first start
+    notify.sock    while ``eas serve`` runs: where other processes announce changes
+
+``build`` assembles the ``ActiveSync`` object; ``serve`` runs it on uvicorn, with TLS by
+default, and listens on the notify socket so that ``eas mail deliver`` in another process
+wakes the Pings held here. The data dir is ``--data-dir``, else ``$EAS_DATA_DIR``, else
+``./eas-data``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eas.core import ActiveSync, Config
+from eas.notify import SOCKET_NAME, UnixSocketNotifier
+
+if TYPE_CHECKING:
+    from eas.store import ReferenceStore
+
+log = logging.getLogger("eas.server")
+
+DATA_DIR_ENV = "EAS_DATA_DIR"
+DEFAULT_DATA_DIR = "eas-data"
+CERT_FILE, KEY_FILE = "cert.pem", "key.pem"
+CERT_VALIDITY = datetime.timedelta(days=730)  # under the 825 days Apple accepts for TLS servers
+DEMO_USER = "demo@example.com"
+# Long enough that a device's next request (Ping ends, Sync follows) reuses the
+# connection; short enough that idle sockets do not pile up.
+KEEP_ALIVE_SECONDS = 120
+# Held Pings would keep a graceful shutdown waiting for up to an hour: give them this long.
+SHUTDOWN_GRACE_SECONDS = 3
+
+
+# -- the data dir ------------------------------------------------------------------------
+
+def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """The data dir: ``path``, else ``$EAS_DATA_DIR``, else ``./eas-data``."""
+    if path is not None and os.fspath(path) != "":
+        return Path(path)
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
+def prepare_data_dir(path: Path) -> Path:
+    """Create the data dir (0700: it holds password hashes and the TLS key)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def open_store(path: Path) -> ReferenceStore:
+    """The reference mail store of a data dir (created on first use)."""
+    from eas.store import ReferenceStore
+
+    return ReferenceStore(prepare_data_dir(path) / "mail.db")
+
+
+def build(path: str | os.PathLike[str], config: Config | None = None) -> tuple[ActiveSync, ReferenceStore]:
+    """``(ActiveSync, ReferenceStore)`` of a data dir: the mail store in ``mail.db``, the
+    sync state in ``state.db``, accounts authenticated by the store."""
+    from eas.state.sqlite import SQLiteStateStore
+
+    folder = prepare_data_dir(Path(path))
+    store = open_store(folder)
+    app = ActiveSync(store, SQLiteStateStore(folder / "state.db"), authenticate=store.authenticate,
+                     config=config)
+    return app, store
+
+
+def notifier(path: Path) -> UnixSocketNotifier:
+    """The notifier of a data dir, for publishers and the server alike."""
+    return UnixSocketNotifier(path / SOCKET_NAME)
+
+
+# -- TLS -----------------------------------------------------------------------------------
+
+def ensure_certificate(tls_dir: Path, hosts: tuple[str, ...] = ()) -> tuple[Path, Path, bool]:
+    """``(cert, key, created)``: the self-signed certificate kept in ``tls_dir``, made on
+    first use for localhost, 127.0.0.1, ::1, this machine's name and ``hosts``, then
+    reused (delete the folder to make a new one)."""
+    cert_path, key_path = tls_dir / CERT_FILE, tls_dir / KEY_FILE
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path, False
+    cert_pem, key_pem = self_signed_certificate(certificate_names(hosts))
+    tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write_private(key_path, key_pem)
+    tmp = cert_path.with_suffix(".tmp")
+    tmp.write_bytes(cert_pem)
+    os.replace(tmp, cert_path)  # the cert appears last: its presence means both are whole
+    return cert_path, key_path, True
+
+
+def certificate_names(hosts: tuple[str, ...] = ()) -> list[str]:
+    """Names and addresses for the certificate's subjectAltName, without duplicates."""
+    names = ["localhost", "127.0.0.1", "::1"]
+    with contextlib.suppress(OSError):
+        names.append(socket.gethostname())
+    lan = lan_address()
+    if lan:
+        names.append(lan)
+    for host in hosts:
+        if host and host not in ("0.0.0.0", "::", "*"):
+            names.append(host)
+    seen: dict[str, None] = {}
+    for name in names:
+        seen.setdefault(name.strip("[]").lower(), None)
+    return [n for n in seen if n]
+
+
+def self_signed_certificate(names: list[str]) -> tuple[bytes, bytes]:
+    """``(cert_pem, key_pem)``: EC P-256, SHA-256, serverAuth, ``CERT_VALIDITY`` long,
+    not a CA (what phones accept for a server they are told to trust)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "eas reference server")])
+    alt: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.UTC)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))  # clocks of phones drift
+        .not_valid_after(now + CERT_VALIDITY)
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def certificate_fingerprint(cert_path: Path) -> str:
+    """SHA-256 of the certificate, as phones show it (``AB:CD:...``)."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    from cryptography.hazmat.primitives import hashes
+
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only, from the first byte on."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def lan_address() -> str | None:
+    """This machine's address on its default route, if it has one (no packet is sent)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the route
+        address: str = s.getsockname()[0]
+        if not address.startswith(("0.", "127.")):
+            return address
+    return None
+
+
+# -- the demo account ----------------------------------------------------------------------
+
+async def ensure_demo(store: ReferenceStore, user: str = DEMO_USER) -> str | None:
+    """Create the demo account with a random password and sample mail, and return the
+    password; None when the account already exists (its password is left as it is)."""
+    import secrets
+
+    from eas.store import demo
+
+    if user in await _users(store):
+        return None
+    password = secrets.token_urlsafe(12)
+    store.add_user(user, password)
+    result = demo.populate(store, user)
+    if asyncio.iscoroutine(result):
+        await result
+    return password
+
+
+async def _users(store: ReferenceStore) -> list[str]:
+    result: Any = store.users()
+    if asyncio.iscoroutine(result):
+        result = await result
+    return [u if isinstance(u, str) else u.email for u in result]
+
+
+# -- serving -------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class ServeOptions:
+    """What ``eas serve`` was asked for."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int | None = None  # 8443 with TLS, 8080 without
+    tls: bool = True
+    cert: Path | None = None
+    key: Path | None = None
+    demo: bool = False
+    log_level: str = "info"
+
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else (8443 if self.tls else 8080)
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class ServerApp:
+    """The ASGI application uvicorn runs: HTTP goes to the adapter, and the lifespan
+    closes the stores on shutdown."""
+
+    def __init__(self, activesync: ActiveSync, store: ReferenceStore) -> None:
+        from eas.asgi import ASGIApp
+
+        self.activesync = activesync
+        self.store = store
+        self.http = ASGIApp(activesync)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.http(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def close(self) -> None:
+        for closing in (self.activesync.store.close, getattr(self.store, "close", None)):
+            if closing is None:
+                continue
+            with contextlib.suppress(Exception):
+                result = closing()
+                if asyncio.iscoroutine(result):
+                    await result
+
+
+async def serve(options: ServeOptions, *, out: Callable[[str], None] = print) -> None:
+    """Run the reference server until it is stopped (SIGINT, SIGTERM)."""
+    import uvicorn
+
+    folder = prepare_data_dir(options.data_dir)
+    activesync, store = build(folder)
+    password = None
+    if options.demo:
+        password = await ensure_demo(store)
+    ssl: dict[str, Any] = {}
+    fingerprint = None
+    if options.tls:
+        if options.cert is not None and options.key is not None:
+            cert, key = options.cert, options.key
+        else:
+            cert, key, _ = ensure_certificate(folder / "tls", (options.host,))
+        fingerprint = certificate_fingerprint(cert)
+        ssl = {"ssl_certfile": os.fspath(cert), "ssl_keyfile": os.fspath(key)}
+    listener = notifier(folder)
+    await listener.subscribe(activesync.notify)
+    try:
+        config = uvicorn.Config(
+            ServerApp(activesync, store), host=options.host, port=options.effective_port, http="h11",
+            lifespan="on", timeout_keep_alive=KEEP_ALIVE_SECONDS, limit_concurrency=None,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, log_level=options.log_level,
+            server_header=False, **ssl)
+        server = uvicorn.Server(config)
+        for line in banner(options, activesync, password=password, fingerprint=fingerprint):
+            out(line)
+        await server.serve()
+    finally:
+        await listener.close()
+
+
+def banner(options: ServeOptions, activesync: ActiveSync, *, password: str | None,
+           fingerprint: str | None) -> list[str]:
+    """What ``eas serve`` prints: the endpoint, the demo account, how to set up a phone."""
+    scheme = "https" if options.tls else "http"
+    wildcard = options.host in ("0.0.0.0", "::", "")
+    shown = (lan_address() or "localhost") if wildcard else options.host
+    netloc = f"[{shown}]" if ":" in shown else shown
+    port = options.effective_port
+    lines = [f"eas: ActiveSync at {scheme}://{netloc}:{port}{activesync.config.path}",
+             f"eas: data in {options.data_dir.resolve()}"]
+    if fingerprint:
+        lines.append(f"eas: TLS certificate SHA-256 {fingerprint}")
+    if options.demo:
+        if password is not None:
+            lines.append(f"eas: demo account {DEMO_USER} password {password} (shown once)")
+        else:
+            lines.append(f"eas: demo account {DEMO_USER} (already there; its password is unchanged)")
+    lines.append(f"eas: on a phone, add an Exchange account with server {netloc}:{port}"
+                 f"{', SSL on' if options.tls else ', SSL off'}, the account's address as user name")
+    if options.tls and not options.cert:
+        lines.append("eas: the certificate is self-signed: accept it when the phone asks, comparing the SHA-256")
+    if shown in ("127.0.0.1", "localhost", "::1"):
+        lines.append("eas: this address is this machine only; --host 0.0.0.0 lets a phone on your network in")
+    return lines
+
+
+def run(options: ServeOptions) -> None:
+    """``serve`` on a new event loop (the ``eas serve`` command)."""
+    asyncio.run(serve(options))
