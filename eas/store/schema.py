@@ -1,0 +1,134 @@
+"""The reference store's SQLite schema, as migrations applied in order.
+
+``PRAGMA user_version`` is the number of migrations a database has had; opening it applies
+the rest, each in its own transaction. A migration, once released, is never edited: a
+change is a new entry at the end of ``MIGRATIONS``.
+
+Dates are integer seconds since the epoch (UTC). The RFC 5322 bytes live in their own
+table, so that listing and fetching mail never reads them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: users, folders, messages, outgoing submissions, out-of-office, the change counter.
+    """
+    CREATE TABLE counter (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO counter (name, value) VALUES ('modseq', 0);
+
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        local_part TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        display_name TEXT NOT NULL DEFAULT '',
+        password TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX users_local_part ON users (local_part);
+
+    CREATE TABLE folders (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        parent_id INTEGER REFERENCES folders (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        special INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX folders_sibling_name ON folders (user_id, coalesce(parent_id, 0), name COLLATE NOCASE);
+
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        folder_id INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+        modseq INTEGER NOT NULL,
+        date_received INTEGER NOT NULL,
+        read INTEGER NOT NULL DEFAULT 0,
+        flag TEXT,
+        categories TEXT NOT NULL DEFAULT '[]',
+        is_draft INTEGER NOT NULL DEFAULT 0,
+        subject TEXT NOT NULL DEFAULT '',
+        sender TEXT NOT NULL DEFAULT '',
+        to_addr TEXT NOT NULL DEFAULT '',
+        cc TEXT NOT NULL DEFAULT '',
+        bcc TEXT NOT NULL DEFAULT '',
+        reply_to TEXT NOT NULL DEFAULT '',
+        display_to TEXT NOT NULL DEFAULT '',
+        importance INTEGER NOT NULL DEFAULT 1,
+        message_id TEXT NOT NULL DEFAULT '',
+        message_class TEXT NOT NULL DEFAULT 'IPM.Note',
+        thread_topic TEXT NOT NULL DEFAULT '',
+        conversation_id BLOB NOT NULL DEFAULT x'',
+        conversation_index BLOB NOT NULL DEFAULT x'',
+        body_text TEXT,
+        body_html TEXT,
+        size INTEGER NOT NULL DEFAULT 0,
+        attachments TEXT NOT NULL DEFAULT '[]'
+    );
+    -- item_stamps reads only this index (rowid and modseq are in it).
+    CREATE INDEX messages_folder_date ON messages (folder_id, date_received, modseq);
+
+    CREATE TABLE mime (
+        message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+        data BLOB NOT NULL
+    );
+
+    CREATE TABLE outgoing (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        submitted INTEGER NOT NULL,
+        recipients TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+
+    CREATE TABLE oof (
+        user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+        settings TEXT NOT NULL
+    );
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring ``conn``'s database up to date; the schema version it ends at. Raises
+    ``RuntimeError`` for a database written by a newer version of this code."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise RuntimeError(f"database schema version {current} is newer than this code knows "
+                           f"({len(MIGRATIONS)})")
+    for version in range(current, len(MIGRATIONS)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            if conn.execute("PRAGMA user_version").fetchone()[0] != version:
+                conn.execute("ROLLBACK")
+                return migrate(conn)
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (``executescript`` would commit on its own)."""
+    out: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        out.append(buffer.strip())
+    return out
