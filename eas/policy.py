@@ -63,7 +63,7 @@ class PolicyElement:
             return None
         if self.kind == "boolean":
             if isinstance(value, bool) or value in (0, 1):
-                return int(value)  # type: ignore[call-overload]
+                return 1 if value else 0
             raise PolicyError(f"{self.name} must be a boolean, not {value!r}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise PolicyError(f"{self.name} must be an integer, not {value!r}")
