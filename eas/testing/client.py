@@ -7,11 +7,14 @@ real HTTP. Both return an ``HTTPResponse``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
+import http.client
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from eas.protocol.http import WBXML_CONTENT_TYPE, HTTPRequest, HTTPResponse
 from eas.wbxml import Node, decode, from_xml, to_xml
@@ -27,6 +30,53 @@ class InProcess:
 
     async def __call__(self, request: HTTPRequest) -> HTTPResponse:
         return await self.app.handle(request)  # type: ignore[attr-defined,no-any-return]
+
+
+class HTTPTransport:
+    """Sends requests over real HTTP(S) to ``base_url`` (``http://127.0.0.1:8080``, or
+    with a path prefix that goes before the request's path). One connection per request,
+    made with the stdlib ``http.client`` in a worker thread. ``verify=False`` accepts any
+    certificate (a test server's self-signed one)."""
+
+    def __init__(self, base_url: str, *, verify: bool = True, timeout: float = 30.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.https else 80)
+        self.prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self.ssl_context: ssl.SSLContext | None = None
+        if self.https:
+            self.ssl_context = ssl.create_default_context()
+            if not verify:
+                self.ssl_context.check_hostname = False
+                self.ssl_context.verify_mode = ssl.CERT_NONE
+
+    async def __call__(self, request: HTTPRequest) -> HTTPResponse:
+        return await asyncio.to_thread(self.send, request)
+
+    def send(self, request: HTTPRequest) -> HTTPResponse:
+        """The blocking exchange (also usable from threads without a loop)."""
+        conn: http.client.HTTPConnection
+        if self.https:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        target = self.prefix + request.path + (f"?{request.query}" if request.query else "")
+        try:
+            conn.putrequest(request.method, target, skip_accept_encoding=True)
+            for name, value in request.headers:
+                conn.putheader(name, value)
+            if request.body or request.method == "POST":
+                conn.putheader("content-length", str(len(request.body)))
+            conn.endheaders(request.body or None)
+            answer = conn.getresponse()
+            body = answer.read()
+            return HTTPResponse(answer.status, list(answer.getheaders()), body)
+        finally:
+            conn.close()
 
 
 @dataclass
