@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -198,28 +198,19 @@ def lan_address() -> str | None:
 
 # -- the demo account ----------------------------------------------------------------------
 
-async def ensure_demo(store: ReferenceStore, user: str = DEMO_USER) -> str | None:
+def ensure_demo(store: ReferenceStore, user: str = DEMO_USER) -> str | None:
     """Create the demo account with a random password and sample mail, and return the
     password; None when the account already exists (its password is left as it is)."""
     import secrets
 
     from eas.store import demo
 
-    if user in await _users(store):
+    if user in store.list_users():
         return None
     password = secrets.token_urlsafe(12)
     store.add_user(user, password)
-    result = demo.populate(store, user)
-    if asyncio.iscoroutine(result):
-        await result
+    demo.populate(store, user)
     return password
-
-
-async def _users(store: ReferenceStore) -> list[str]:
-    result: Any = store.users()
-    if asyncio.iscoroutine(result):
-        result = await result
-    return [u if isinstance(u, str) else u.email for u in result]
 
 
 # -- serving -------------------------------------------------------------------------------
@@ -242,68 +233,36 @@ class ServeOptions:
         return self.port if self.port is not None else (8443 if self.tls else 8080)
 
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+def _say(line: str) -> None:
+    print(line, flush=True)  # at once, also when stdout is a pipe (systemd, tests)
 
 
-class ServerApp:
-    """The ASGI application uvicorn runs: HTTP goes to the adapter, and the lifespan
-    closes the stores on shutdown."""
-
-    def __init__(self, activesync: ActiveSync, store: ReferenceStore) -> None:
-        from eas.asgi import ASGIApp
-
-        self.activesync = activesync
-        self.store = store
-        self.http = ASGIApp(activesync)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.http(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def close(self) -> None:
-        for closing in (self.activesync.store.close, getattr(self.store, "close", None)):
-            if closing is None:
-                continue
-            with contextlib.suppress(Exception):
-                result = closing()
-                if asyncio.iscoroutine(result):
-                    await result
-
-
-async def serve(options: ServeOptions, *, out: Callable[[str], None] = print) -> None:
+async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> None:
     """Run the reference server until it is stopped (SIGINT, SIGTERM)."""
     import uvicorn
 
+    from eas.asgi import ASGIApp
+
     folder = prepare_data_dir(options.data_dir)
     activesync, store = build(folder)
-    password = None
-    if options.demo:
-        password = await ensure_demo(store)
-    ssl: dict[str, Any] = {}
-    fingerprint = None
-    if options.tls:
-        if options.cert is not None and options.key is not None:
-            cert, key = options.cert, options.key
-        else:
-            cert, key, _ = ensure_certificate(folder / "tls", (options.host,))
-        fingerprint = certificate_fingerprint(cert)
-        ssl = {"ssl_certfile": os.fspath(cert), "ssl_keyfile": os.fspath(key)}
+    # First, so that a second server on the same data dir stops before touching anything.
     listener = notifier(folder)
     await listener.subscribe(activesync.notify)
     try:
+        password = ensure_demo(store) if options.demo else None
+        ssl: dict[str, Any] = {}
+        fingerprint = None
+        if options.tls:
+            if options.cert is not None and options.key is not None:
+                cert, key = options.cert, options.key
+            else:
+                cert, key, _ = ensure_certificate(folder / "tls", (options.host,))
+            fingerprint = certificate_fingerprint(cert)
+            ssl = {"ssl_certfile": os.fspath(cert), "ssl_keyfile": os.fspath(key)}
+        # The adapter's lifespan closes the state store at shutdown; the mail store is
+        # closed below, once uvicorn has returned.
         config = uvicorn.Config(
-            ServerApp(activesync, store), host=options.host, port=options.effective_port, http="h11",
+            ASGIApp(activesync), host=options.host, port=options.effective_port, http="h11",
             lifespan="on", timeout_keep_alive=KEEP_ALIVE_SECONDS, limit_concurrency=None,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, log_level=options.log_level,
             server_header=False, **ssl)
@@ -313,6 +272,7 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = print) ->
         await server.serve()
     finally:
         await listener.close()
+        store.close()
 
 
 def banner(options: ServeOptions, activesync: ActiveSync, *, password: str | None,
@@ -341,6 +301,25 @@ def banner(options: ServeOptions, activesync: ActiveSync, *, password: str | Non
     return lines
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: stop like on Ctrl-C, through every ``finally``."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run(options: ServeOptions) -> None:
-    """``serve`` on a new event loop (the ``eas serve`` command)."""
-    asyncio.run(serve(options))
+    """``serve`` on a new event loop (the ``eas serve`` command). SIGTERM and SIGINT stop
+    it cleanly: uvicorn shuts down gracefully, then raises the signal again once it has
+    put back the handlers it found, which are these (the default one would kill the
+    process before the notify socket is removed)."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        asyncio.run(serve(options))
+    except (Terminated, KeyboardInterrupt):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from eas import __version__
 from eas.cli import admin, serve
+from eas.protocol.errors import EASError
 from eas.wbxml import IMPLEMENTATION, WBXMLError, decode, from_xml, to_xml
 
 
@@ -80,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as e:
         print(f"eas: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    except EASError as e:  # the mail or state store failed (an unreadable or foreign file)
+        print(f"eas: {e}", file=sys.stderr)
         return 1
 
 

@@ -9,14 +9,16 @@ wakes the Pings of that user at once.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import re
 import secrets
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eas import notify, server
+
+if TYPE_CHECKING:
+    from eas.store import ReferenceStore
 
 # A deliberately plain address check: local@domain, printable ASCII or UTF-8 without
 # spaces, a dotted domain of letters, digits and hyphens (or an address literal).
@@ -41,13 +43,6 @@ def valid_email(address: str) -> bool:
     return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
 
 
-def _await(value: Any) -> Any:
-    """The value of a store call whether the store answers it sync or async."""
-    if asyncio.iscoroutine(value):
-        return asyncio.run(value)
-    return value
-
-
 def _password(args: argparse.Namespace) -> str:
     """The new password: --password, --generate (printed), a prompt on a terminal, or
     one line of standard input."""
@@ -69,43 +64,45 @@ def _password(args: argparse.Namespace) -> str:
     return password
 
 
-def _users(store: Any) -> list[str]:
-    return [u if isinstance(u, str) else u.email for u in _await(store.users())]
-
-
 def user_add(args: argparse.Namespace) -> int:
     email = args.email.strip()
     if not valid_email(email):
         raise UsageError(f"not an email address: {args.email!r}")
     store = server.open_store(server.data_dir(args.data_dir))
-    if email.lower() in (u.lower() for u in _users(store)):
-        raise UsageError(f"user {email} exists (eas user passwd changes the password)")
-    _await(store.add_user(email, _password(args)))
-    print(f"added {email}")
+    if email.lower() in store.list_users():
+        raise UsageError(f"user {email.lower()} exists (eas user passwd changes the password)")
+    try:
+        store.add_user(email, _password(args))
+    except ValueError as e:  # created meanwhile by someone else
+        raise UsageError(str(e)) from None
+    print(f"added {email.lower()}")
     return 0
 
 
 def user_passwd(args: argparse.Namespace) -> int:
     store = server.open_store(server.data_dir(args.data_dir))
     email = _known_user(store, args.email)
-    _await(store.set_password(email, _password(args)))
+    try:
+        store.set_password(email, _password(args))
+    except ValueError as e:  # deleted meanwhile
+        raise UsageError(str(e)) from None
     print(f"password of {email} changed")
     return 0
 
 
 def user_list(args: argparse.Namespace) -> int:
     store = server.open_store(server.data_dir(args.data_dir))
-    for email in sorted(_users(store)):
+    for email in store.list_users():
         print(email)
     return 0
 
 
-def _known_user(store: Any, email: str) -> str:
+def _known_user(store: ReferenceStore, email: str) -> str:
     """The account as the store spells it; ``UsageError`` when there is none."""
-    for user in _users(store):
-        if user.lower() == email.strip().lower():
-            return user
-    raise UsageError(f"no such user: {email}")
+    wanted = email.strip().lower()
+    if wanted not in store.list_users():
+        raise UsageError(f"no such user: {email}")
+    return wanted
 
 
 def _read_message(path: str) -> bytes:
@@ -132,9 +129,9 @@ def mail_deliver(args: argparse.Namespace) -> int:
     # The store calls its watchers once the delivery is committed; the datagram goes then.
     notify.publish_changes(store, server.notifier(folder))
     try:
-        item_id = _await(store.deliver(email, mime, folder=args.folder))
-    except LookupError as e:
-        raise UsageError(str(e.args[0]) if e.args else f"no folder {args.folder!r}") from None
+        item_id = store.deliver(email, mime, folder=args.folder)
+    except ValueError as e:  # no such folder (or user, deleted meanwhile)
+        raise UsageError(str(e)) from None
     print(f"delivered to {email} {args.folder}: {item_id}")
     return 0
 

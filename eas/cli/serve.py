@@ -30,10 +30,7 @@ def serve(args: argparse.Namespace) -> int:
         data_dir=server.data_dir(args.data_dir), host=args.host, port=args.port, tls=not args.no_tls,
         cert=Path(args.cert) if args.cert else None, key=Path(args.key) if args.key else None,
         demo=args.demo, log_level=args.log_level)
-    try:
-        server.run(options)
-    except KeyboardInterrupt:
-        pass
+    server.run(options)
     return 0
 
 
