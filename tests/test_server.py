@@ -1,5 +1,6 @@
 """The reference server's parts, in process: the notify socket, the TLS certificate, the
-data dir, and ``build``."""
+data dir, and ``build``. Only the Ping wake-up goes through the codec, so only it runs
+under both kernels."""
 
 from __future__ import annotations
 
@@ -20,11 +21,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from eas import notify, server
 from eas.notify import MAX_DATAGRAM, NotifierInUse, UnixSocketNotifier
 
-pytestmark = pytest.mark.kernel_independent
-
-
 # -- the notify socket ------------------------------------------------------------------
 
+@pytest.mark.kernel_independent
 @pytest.mark.parametrize(("user", "folders"), [
     ("alice@example.com", ("1", "17")),
     ("bob@example.com", ()),
@@ -36,6 +35,7 @@ def test_datagram_round_trip(user: str, folders: tuple[str, ...]) -> None:
     assert notify.decode(data) == (user, folders)
 
 
+@pytest.mark.kernel_independent
 def test_oversized_folder_list_becomes_anywhere() -> None:
     folders = [str(i) for i in range(5000)]
     data = notify.encode("alice@example.com", folders)
@@ -43,6 +43,7 @@ def test_oversized_folder_list_becomes_anywhere() -> None:
     assert notify.decode(data) == ("alice@example.com", ())
 
 
+@pytest.mark.kernel_independent
 @pytest.mark.parametrize("data", [b"", b"no tab", b"\t1,2", b"a\tb\tc", b"a\nb\t1", b"\xff\xfe\t1",
                                   b"u\t" + b"1" * MAX_DATAGRAM])
 def test_malformed_datagrams_are_refused(data: bytes) -> None:
@@ -50,6 +51,7 @@ def test_malformed_datagrams_are_refused(data: bytes) -> None:
         notify.decode(data)
 
 
+@pytest.mark.kernel_independent
 def test_publish_reaches_the_subscriber_and_close_removes_the_socket(tmp_path: Path) -> None:
     path = tmp_path / "notify.sock"
 
@@ -87,6 +89,7 @@ def test_publish_reaches_the_subscriber_and_close_removes_the_socket(tmp_path: P
                                   ("alice@example.com", ("1", "2"))])
 
 
+@pytest.mark.kernel_independent
 def test_publish_without_a_server_is_silent(tmp_path: Path) -> None:
     UnixSocketNotifier(tmp_path / "notify.sock").publish("alice@example.com", ["1"])
     UnixSocketNotifier(tmp_path / "missing" / "notify.sock").publish("alice@example.com")
@@ -100,6 +103,7 @@ def test_publish_without_a_server_is_silent(tmp_path: Path) -> None:
     UnixSocketNotifier(tmp_path / "file.sock").publish("alice@example.com", ["1"])
 
 
+@pytest.mark.kernel_independent
 def test_stale_socket_is_replaced_live_one_refused(tmp_path: Path) -> None:
     path = tmp_path / "notify.sock"
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -121,6 +125,7 @@ def test_stale_socket_is_replaced_live_one_refused(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.kernel_independent
 def test_a_regular_file_in_the_way_is_not_deleted(tmp_path: Path) -> None:
     path = tmp_path / "notify.sock"
     path.write_text("keep me")
@@ -133,6 +138,7 @@ def test_a_regular_file_in_the_way_is_not_deleted(tmp_path: Path) -> None:
     assert path.read_text() == "keep me"
 
 
+@pytest.mark.kernel_independent
 def test_socket_path_longer_than_sun_path(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
@@ -153,6 +159,7 @@ def test_socket_path_longer_than_sun_path(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) == ("alice@example.com", ("9",))
 
 
+@pytest.mark.kernel_independent
 def test_a_failing_callback_does_not_stop_the_listener(tmp_path: Path) -> None:
     path = tmp_path / "notify.sock"
 
@@ -180,6 +187,7 @@ def test_a_failing_callback_does_not_stop_the_listener(tmp_path: Path) -> None:
 
 # -- TLS ---------------------------------------------------------------------------------
 
+@pytest.mark.kernel_independent
 def test_certificate_is_made_once_and_reused(tmp_path: Path) -> None:
     tls = tmp_path / "tls"
     cert, key, created = server.ensure_certificate(tls, ("mail.example.org", "0.0.0.0"))
@@ -206,6 +214,7 @@ def test_certificate_is_made_once_and_reused(tmp_path: Path) -> None:
     assert len(fingerprint.split(":")) == 32
 
 
+@pytest.mark.kernel_independent
 def test_certificate_serves_a_tls_handshake_that_verifies(tmp_path: Path) -> None:
     """The certificate and key load into ssl, and a client trusting the certificate
     verifies it for 127.0.0.1 and localhost."""
@@ -236,6 +245,7 @@ def test_certificate_serves_a_tls_handshake_that_verifies(tmp_path: Path) -> Non
 
 # -- the data dir --------------------------------------------------------------------------
 
+@pytest.mark.kernel_independent
 def test_data_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(server.DATA_DIR_ENV, raising=False)
     assert server.data_dir() == Path("eas-data")
@@ -244,3 +254,85 @@ def test_data_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert server.data_dir(tmp_path / "arg") == tmp_path / "arg"
     made = server.prepare_data_dir(tmp_path / "a" / "b")
     assert made.is_dir() and stat.S_IMODE(os.stat(made).st_mode) == 0o700
+
+
+# -- build, and a wake-up through the socket ---------------------------------------------
+
+def test_build_serves_a_data_dir_and_the_socket_wakes_a_ping(tmp_path: Path) -> None:
+    """A Ping held by ``build``'s server returns when another store object on the same
+    mail.db (as ``eas mail deliver`` has) delivers and publishes on the notify socket."""
+    from eas.store import ReferenceStore
+    from eas.tags import FolderHierarchy as FH
+    from eas.tags import Ping
+    from eas.testing.harness import client
+
+    data = tmp_path / "data"
+    app, store = server.build(data)
+    assert {p.name for p in data.iterdir()} >= {"mail.db", "state.db"}
+    store.add_user("bob@example.com", "pw")
+
+    async def scenario() -> None:
+        listener = server.notifier(data)
+        await listener.subscribe(app.notify)
+        outside = ReferenceStore(data / "mail.db")
+        try:
+            c = client(app, "bob@example.com", "pw", version="14.1")
+            await c.provision()
+            r = await c.command("FolderSync", '<FolderSync xmlns="FolderHierarchy:"><SyncKey>0</SyncKey></FolderSync>')
+            changes = r.node.find(FH.Changes) if r.node is not None else None
+            assert changes is not None, r
+            inbox = next(a.findtext(FH.ServerId) for a in changes.findall(FH.Add) if a.findtext(FH.Type) == "2")
+            ping = asyncio.ensure_future(c.command(
+                "Ping", '<Ping xmlns="Ping:"><HeartbeatInterval>60</HeartbeatInterval><Folders><Folder>'
+                        f'<Id>{inbox}</Id><Class>Email</Class></Folder></Folders></Ping>'))
+            await asyncio.sleep(0.3)
+            assert not ping.done()
+            # Without the notifier, the other store's delivery would go unheard for 60 s.
+            notify.publish_changes(outside, server.notifier(data))
+            outside.deliver("bob@example.com", b"From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n")
+            reply = await asyncio.wait_for(ping, 5)
+            assert reply.text(Ping.Status) == "2", reply.xml
+        finally:
+            outside.close()
+            await listener.close()
+            await app.store.close()
+            store.close()
+
+    asyncio.run(scenario())
+    assert not (data / "notify.sock").exists()
+
+
+@pytest.mark.kernel_independent
+def test_banner_says_where_and_how(tmp_path: Path) -> None:
+    app, store = server.build(tmp_path / "d")
+    try:
+        tls = server.ServeOptions(data_dir=tmp_path / "d", demo=True)
+        lines = "\n".join(server.banner(tls, app, password="s3cret", fingerprint="AA:BB"))
+        assert "https://127.0.0.1:8443/Microsoft-Server-ActiveSync" in lines
+        assert "demo@example.com password s3cret" in lines and "AA:BB" in lines
+        assert "--host 0.0.0.0" in lines
+        plain = server.ServeOptions(data_dir=tmp_path / "d", tls=False, host="mail.example.org", demo=True)
+        lines = "\n".join(server.banner(plain, app, password=None, fingerprint=None))
+        assert "http://mail.example.org:8080/Microsoft-Server-ActiveSync" in lines
+        assert "password is unchanged" in lines and "SSL off" in lines and "--host 0.0.0.0" not in lines
+    finally:
+        asyncio.run(app.store.close())
+        store.close()
+
+
+@pytest.mark.kernel_independent
+def test_demo_account_is_made_once(tmp_path: Path) -> None:
+    from eas.store import ReferenceStore
+
+    with ReferenceStore(tmp_path / "mail.db") as store:
+        password = server.ensure_demo(store)
+        assert password and len(password) >= 12
+        assert server.ensure_demo(store) is None
+
+        async def check() -> tuple[str | None, int]:
+            inbox = store.folder_id(server.DEMO_USER, "Inbox")
+            return (await store.authenticate(server.DEMO_USER, password),
+                    len(await store.item_stamps(server.DEMO_USER, inbox)))
+
+        account, count = asyncio.run(check())
+    assert account == server.DEMO_USER and count >= 3

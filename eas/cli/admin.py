@@ -46,8 +46,9 @@ def valid_email(address: str) -> bool:
 def _password(args: argparse.Namespace) -> str:
     """The new password: --password, --generate (printed), a prompt on a terminal, or
     one line of standard input."""
+    password: str
     if args.password is not None:
-        password = args.password
+        password = str(args.password)
     elif getattr(args, "generate", False):
         password = secrets.token_urlsafe(12)
         print(f"password: {password}")
