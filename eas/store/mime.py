@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
+from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
@@ -87,11 +88,11 @@ def parse(mime: bytes, *, received: datetime | None = None) -> Parsed:
     or unreadable Date."""
     out = Parsed(size=len(mime))
     try:
-        msg = load(mime)
-    except Exception:  # noqa: BLE001 - a parser bug must not lose the mail
-        msg = None
-    if msg is not None:
-        _fill(out, msg)
+        _fill(out, load(mime))
+    except Exception:  # noqa: BLE001 - e.g. RecursionError on absurd nesting: keep the headers at least
+        out.attachments, out.body_text, out.body_html = [], None, None
+        with contextlib.suppress(Exception):
+            _fill_headers(out, _load_headers(mime))
     if out.date is None:
         out.date = (received or datetime.now(UTC)).replace(microsecond=0)
     if not out.conversation_id:
@@ -101,7 +102,19 @@ def parse(mime: bytes, *, received: datetime | None = None) -> Parsed:
     return out
 
 
+def _load_headers(mime: bytes) -> EmailMessage:
+    msg = BytesParser(policy=policy.default).parsebytes(mime, headersonly=True)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
 def _fill(out: Parsed, msg: EmailMessage) -> None:
+    _fill_headers(out, msg)
+    with contextlib.suppress(Exception):  # keep the header fields already read
+        _bodies_and_attachments(out, msg)
+
+
+def _fill_headers(out: Parsed, msg: EmailMessage) -> None:
     out.subject = header(msg, "subject")
     out.sender = header(msg, "from")
     out.to = header(msg, "to")
@@ -124,8 +137,6 @@ def _fill(out: Parsed, msg: EmailMessage) -> None:
     if out.date is not None and out.conversation_id:
         out.conversation_index = _conversation_index(out.date, out.conversation_id, len(references))
     out.message_class = _message_class(msg)
-    with contextlib.suppress(Exception):  # keep the header fields already read
-        _bodies_and_attachments(out, msg)
 
 
 # -- headers --------------------------------------------------------------------------
@@ -133,7 +144,7 @@ def _fill(out: Parsed, msg: EmailMessage) -> None:
 
 def clean(text: str) -> str:
     """Valid Unicode without NUL: surrogate-escaped 8-bit bytes are read as UTF-8, else cp1252."""
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    if _has_8bit(text):
         raw = text.encode("utf-8", "surrogateescape")
         try:
             text = raw.decode("utf-8")
@@ -143,30 +154,52 @@ def clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def header(msg: Message, name: str) -> str:
-    """A header's decoded value ("" when absent); falls back to a plain RFC 2047 decoding
-    when the policy's structured parser fails on it."""
-    with contextlib.suppress(Exception):  # fall through to the raw value
-        value = msg.get(name)
-        return "" if value is None else clean(" ".join(str(value).split()))
-    for key, raw in msg.raw_items() if hasattr(msg, "raw_items") else ():
+def _raw(msg: Message, name: str) -> str | None:
+    """The first raw value of a header as parsed (8-bit bytes surrogate-escaped)."""
+    for key, value in msg.raw_items() if hasattr(msg, "raw_items") else msg.items():
         if key.lower() == name:
-            try:
-                decoded = str(make_header(decode_header(raw)))
-            except Exception:  # noqa: BLE001
-                decoded = str(raw)
-            return clean(" ".join(decoded.split()))
-    return ""
+            return str(value)
+    return None
+
+
+def _has_8bit(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _plain(raw: str) -> str:
+    """RFC 2047 decoding without the structured parser; raw 8-bit read as UTF-8 or cp1252."""
+    text = clean(raw)
+    with contextlib.suppress(Exception):  # keep the undecoded text
+        text = str(make_header(decode_header(text)))
+    return clean(" ".join(text.split()))
+
+
+def header(msg: Message, name: str) -> str:
+    """A header's decoded value ("" when absent). Raw 8-bit headers (not allowed, common)
+    and values the policy's structured parser fails on get a plain decoding instead: the
+    parser would turn 8-bit bytes into U+FFFD."""
+    raw = _raw(msg, name)
+    if raw is None:
+        return ""
+    if not _has_8bit(raw):
+        with contextlib.suppress(Exception):  # fall through to the plain decoding
+            value = msg.get(name)
+            return "" if value is None else clean(" ".join(str(value).split()))
+    return _plain(raw)
 
 
 def addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     """``(display name, address)`` pairs of an address header, best effort."""
-    with contextlib.suppress(Exception):
-        value = msg.get(name)
-        if value is not None and hasattr(value, "addresses"):
-            return [(clean(a.display_name), clean(a.addr_spec)) for a in value.addresses if a.addr_spec]
+    raw = _raw(msg, name)
+    if raw is None:
+        return []
+    if not _has_8bit(raw):
+        with contextlib.suppress(Exception):
+            value = msg.get(name)
+            if value is not None and hasattr(value, "addresses"):
+                return [(clean(a.display_name), clean(a.addr_spec)) for a in value.addresses if a.addr_spec]
     try:
-        pairs = getaddresses([header(msg, name)])
+        pairs = getaddresses([_plain(raw)])
     except Exception:  # noqa: BLE001
         return []
     return [(clean(n), clean(a)) for n, a in pairs if a]
