@@ -146,8 +146,8 @@ def test_user_administration(store: ReferenceStore) -> None:
         run(store.folders(BOB))
     with pytest.raises(ValueError):
         store.delete_user(BOB)
-    count = store._conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-    assert count == 0  # bob's mail went with him
+    for table in ("messages", "mime", "folders WHERE user_id = 2"):
+        assert store._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0  # bob's mail went with him
 
 
 def test_standard_folders_and_user_information(store: ReferenceStore) -> None:
@@ -165,10 +165,12 @@ def test_created_folders_get_user_types_and_sane_names(store: ReferenceStore) ->
         assert made.type == FolderType.USER_MAIL
         cal = await store.create_folder(ALICE, "", "Holidays", FolderType.CALENDAR)
         assert cal.type == FolderType.USER_CALENDAR
-        assert (await store.create_folder(ALICE, "", "  Spaced \t out ", FolderType.USER_MAIL)).name == "Spaced out"
+        assert (await store.create_folder(ALICE, "", "  Spaced  out ", FolderType.USER_MAIL)).name == "Spaced  out"
+        slashed = await store.create_folder(ALICE, "", "2024/Q1", FolderType.USER_MAIL)
+        assert store.folder_id(ALICE, "2024/q1") == slashed.id  # a name with "/" before a path
         with pytest.raises(FolderExists):
             await store.create_folder(ALICE, "", "INBOX", FolderType.USER_MAIL)  # names are case-insensitive
-        for bad in ("", "   ", "a/b", "x\x00y", "tab\x01", "n" * 300):
+        for bad in ("", "   ", "x\x00y", "tab\tinside", "bad\udcff", "n" * 300):
             with pytest.raises(BackendError):
                 await store.create_folder(ALICE, "", bad, FolderType.USER_MAIL)
         with pytest.raises(BackendError):
@@ -365,7 +367,7 @@ def test_deliver_by_folder_name(store: ReferenceStore) -> None:
     b = store.deliver(ALICE, contract_message("to child"), folder="lists/PYTHON")
     assert a in run(store.item_stamps(ALICE, store.folder_id(ALICE, "Sent Items")))
     assert set(run(store.item_stamps(ALICE, child.id))) == {b}
-    for folder in ("Nowhere", "Python", "Lists/Nowhere"):
+    for folder in ("Nowhere", "Python", "Lists/Nowhere", "", "/", "Lists//Python"):
         with pytest.raises(ValueError):
             store.deliver(ALICE, contract_message("lost"), folder=folder)
     with pytest.raises(ValueError):

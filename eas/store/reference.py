@@ -296,15 +296,18 @@ class ReferenceStore:
 
     @staticmethod
     def _folder_by_path(conn: sqlite3.Connection, user_id: int, path: str) -> int:
-        parent: int | None = None
-        for name in [p for p in path.split("/") if p] or [path]:
-            row = conn.execute(
-                "SELECT id FROM folders WHERE user_id = ? AND coalesce(parent_id, 0) = ? AND name = ? COLLATE NOCASE",
-                (user_id, parent or 0, name)).fetchone()
+        """A folder by its name at the top, else by an ``a/b`` path (names may hold "/")."""
+        query = ("SELECT id FROM folders WHERE user_id = ? AND coalesce(parent_id, 0) = ? "
+                 "AND name = ? COLLATE NOCASE")
+        row = conn.execute(query, (user_id, 0, path.strip())).fetchone()
+        if row is not None:
+            return int(row[0])
+        parent = 0
+        for name in [p.strip() for p in path.split("/")]:
+            row = conn.execute(query, (user_id, parent, name)).fetchone()
             if row is None:
                 raise ValueError(f"no folder {path!r}")
             parent = int(row[0])
-        assert parent is not None
         return parent
 
     # -- authentication ------------------------------------------------------------------
@@ -656,8 +659,9 @@ def _folder_type(value: int) -> FolderType:
 
 
 def _folder_name(name: str) -> str:
-    name = " ".join(name.split()) if isinstance(name, str) else ""
-    if not name or len(name) > MAX_FOLDER_NAME or any(ord(c) < 32 for c in name) or "/" in name:
+    """A folder name as given, without surrounding blanks; no control characters."""
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > MAX_FOLDER_NAME or any(ord(c) < 32 or 0xD800 <= ord(c) < 0xE000 for c in name):
         raise BackendError(f"invalid folder name {name!r}", http_status=400)
     return name
 
