@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -445,6 +447,55 @@ def test_two_store_objects_on_one_file(tmp_path: Path) -> None:
         await b.close()
 
     run(scenario())
+
+
+def test_another_process_writes_the_same_file(tmp_path: Path) -> None:
+    """A real second process commits while this one does: every commit of both lands."""
+    path = tmp_path / "state.db"
+    SQLiteStateStore(path)  # schema made here, so the race is about writing, not creating
+    script = (
+        "import asyncio, sys\n"
+        "from eas.state.model import DeviceRecord\n"
+        "from eas.state.sqlite import SQLiteStateStore\n"
+        "async def main():\n"
+        "    s = SQLiteStateStore(sys.argv[1])\n"
+        "    for i in range(40):\n"
+        "        await s.commit(DeviceRecord('bob@example.com', 'P'), {f'collection:{i}': b'child'})\n"
+        "    await s.close()\n"
+        "asyncio.run(main())\n")
+    child = subprocess.Popen([sys.executable, "-c", script, str(path)])
+
+    async def scenario() -> None:
+        store = SQLiteStateStore(path)
+        for i in range(40):
+            await store.commit(device(), {f"collection:{i}": b"parent"})
+            await asyncio.sleep(0.002)
+        assert child.wait(timeout=30) == 0
+        for i in range(40):
+            assert await store.load("bob@example.com", "P", f"collection:{i}") == b"child"
+            assert await store.load("alice@example.com", "Dev1", f"collection:{i}") == b"parent"
+        await store.close()
+
+    try:
+        run(scenario())
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_file_locked_at_open_gives_state_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # a new file in rollback-journal mode, held
+    try:
+        with pytest.raises(StateError, match="locked by another process"):
+            SQLiteStateStore(path, busy_timeout=0.1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store = SQLiteStateStore(path)  # once free, it opens and migrates
+    run(store.close())
 
 
 def test_new_file_opened_by_many_at_once(tmp_path: Path) -> None:

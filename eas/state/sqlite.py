@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
@@ -57,6 +58,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# SQLite primary result codes (https://sqlite.org/rescode.html)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
+
 
 class SQLiteStateStore:
     """State in the SQLite file at ``path`` (created when missing; its folder must exist).
@@ -71,17 +75,24 @@ class SQLiteStateStore:
             db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as e:
             raise StateError(f"cannot open state database {self.path!r}: {e}") from None
+        deadline = time.monotonic() + busy_timeout
         try:
             db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             if self.path != ":memory:":
-                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = _retry_busy(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone()[0], deadline)
                 if str(mode).lower() != "wal":
                     raise StateError(f"state database {self.path!r} cannot use WAL (journal mode {mode})")
             db.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash loses no committed state
-            _migrate(db, self.path)
-        except sqlite3.DatabaseError as e:
+            _retry_busy(lambda: _migrate(db, self.path), deadline)
+        except sqlite3.Error as e:
             db.close()
-            raise StateError(f"{self.path!r} is not an eas state database, or is corrupt: {e}") from None
+            code = e.sqlite_errorcode & 0xFF if isinstance(e, sqlite3.DatabaseError) and e.sqlite_errorcode else 0
+            if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                raise StateError(f"{self.path!r} is not an eas state database, or is corrupt: {e}") from None
+            if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+                raise StateError(f"state database {self.path!r} stayed locked by another process for "
+                                 f"{busy_timeout} s: {e}") from None
+            raise StateError(f"cannot open state database {self.path!r}: {e}") from None
         except BaseException:
             db.close()
             raise
@@ -210,6 +221,20 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+
+
+def _retry_busy(work: Callable[[], T], deadline: float) -> T:
+    """``work()``, again while another connection holds a lock it needs, until
+    ``deadline``. Changing the journal mode of a new file takes an exclusive lock that
+    SQLite's busy handler does not wait for, so processes opening a new file together
+    would fail without this."""
+    while True:
+        try:
+            return work()
+        except sqlite3.OperationalError as e:
+            if (e.sqlite_errorcode or 0) & 0xFF not in (_SQLITE_BUSY, _SQLITE_LOCKED) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
 
 
 def _record(text: str) -> DeviceRecord:
