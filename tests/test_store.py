@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from eas.backend import (
     BackendError,
@@ -101,6 +102,19 @@ def test_malformed_stored_hashes_never_verify(stored: str) -> None:
     assert passwords.verify_password("anything", stored) is False
 
 
+def test_old_hash_parameters_are_renewed_at_login(store: ReferenceStore) -> None:
+    salt = b"0123456789abcdef"
+    old_digest = Scrypt(salt=salt, length=32, n=2**10, r=8, p=1).derive(b"old-params")
+    old = f"scrypt$1024$8$1${base64.b64encode(salt).decode()}${base64.b64encode(old_digest).decode()}"
+    store._conn.execute("UPDATE users SET password = ? WHERE email = ?", (old, BOB))
+    assert run(store.authenticate(BOB, "wrong")) is None
+    assert store._conn.execute("SELECT password FROM users WHERE email = ?", (BOB,)).fetchone()[0] == old
+    assert run(store.authenticate(BOB, "old-params")) == BOB
+    renewed = store._conn.execute("SELECT password FROM users WHERE email = ?", (BOB,)).fetchone()[0]
+    assert renewed.startswith(f"scrypt${2**14}$8$1$") and passwords.verify_password("old-params", renewed)
+    assert run(store.authenticate(BOB, "old-params")) == BOB
+
+
 def test_login_forms(store: ReferenceStore) -> None:
     store.add_user("alice@other.org", "other-secret")  # same local part, another domain
     store.add_user("Carol@Example.com", "carol-secret")
@@ -165,6 +179,9 @@ def test_created_folders_get_user_types_and_sane_names(store: ReferenceStore) ->
         assert made.type == FolderType.USER_MAIL
         cal = await store.create_folder(ALICE, "", "Holidays", FolderType.CALENDAR)
         assert cal.type == FolderType.USER_CALENDAR
+        for odd in (FolderType.UNKNOWN, FolderType.RECIPIENT_INFORMATION_CACHE, 99):
+            made_odd = await store.create_folder(ALICE, "", f"Odd {int(odd)}", odd)  # type: ignore[arg-type]
+            assert made_odd.type == FolderType.USER_GENERIC
         assert (await store.create_folder(ALICE, "", "  Spaced  out ", FolderType.USER_MAIL)).name == "Spaced  out"
         slashed = await store.create_folder(ALICE, "", "2024/Q1", FolderType.USER_MAIL)
         assert store.folder_id(ALICE, "2024/q1") == slashed.id  # a name with "/" before a path

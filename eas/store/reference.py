@@ -78,6 +78,10 @@ _USER_TYPE: dict[FolderType, FolderType] = {
     FolderType.JOURNAL: FolderType.USER_JOURNAL,
 }
 
+_CREATABLE = frozenset({FolderType.USER_GENERIC, FolderType.USER_MAIL, FolderType.USER_CALENDAR,
+                        FolderType.USER_CONTACTS, FolderType.USER_TASKS, FolderType.USER_JOURNAL,
+                        FolderType.USER_NOTES})
+
 MAX_FOLDER_NAME = 256
 _CHUNK = 900  # ids per IN (...) list: under the 999 variables of old SQLite builds, and a Sync window (512) in one query
 
@@ -147,12 +151,20 @@ class ReferenceStore:
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        """Reads under the lock (one statement needs no transaction in autocommit mode)."""
+        """Reads under the lock, in one read transaction: a fetch in several chunks sees
+        one snapshot even while another process writes."""
         with self._lock:
+            try:
+                self._conn.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise BackendError(f"mail store: {exc}") from None
             try:
                 yield self._conn
             except sqlite3.Error as exc:
                 raise BackendError(f"mail store: {exc}") from None
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("COMMIT")
 
     def _announce(self, changed: dict[str, set[str]]) -> None:
         for user, folder_ids in changed.items():
@@ -321,8 +333,13 @@ class ReferenceStore:
             await asyncio.to_thread(passwords.dummy_verify, password)
             return None
         account, stored = found
-        ok = await asyncio.to_thread(passwords.verify_password, password, stored)
-        return account if ok else None
+        if not await asyncio.to_thread(passwords.verify_password, password, stored):
+            return None
+        if passwords.needs_rehash(stored):  # parameters raised since: renew while the password is at hand
+            hashed = await asyncio.to_thread(passwords.hash_password, password)
+            with self._tx() as conn:
+                conn.execute("UPDATE users SET password = ? WHERE email = ? AND password = ?", (hashed, account, stored))
+        return account
 
     def _lookup_login(self, login: str) -> tuple[str, str] | None:
         login = login.strip().lower()
@@ -367,6 +384,8 @@ class ReferenceStore:
     async def create_folder(self, user: str, parent_id: str, name: str, type: FolderType) -> Folder:
         name = _folder_name(name)
         folder_type = _USER_TYPE.get(_folder_type(int(type)), _folder_type(int(type)))
+        if folder_type not in _CREATABLE:
+            folder_type = FolderType.USER_GENERIC
         changed: dict[str, set[str]] = {}
         with self._tx(changed) as conn:
             user_id = self._user_id(conn, user)
