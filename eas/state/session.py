@@ -60,6 +60,15 @@ class DeviceState:
     def cache_changed(self) -> None:
         self._dirty.add("cache")
 
+    def release(self) -> None:
+        """Forget what was loaded and has no uncommitted change (it is loaded again when
+        asked for), so that a long poll holds nothing big while it waits."""
+        if "hierarchy" not in self._dirty:
+            self._hierarchy = None
+        if "cache" not in self._dirty:
+            self._cache = None
+        self._collections = {k: v for k, v in self._collections.items() if _COLLECTION + k in self._dirty}
+
     async def commit(self) -> None:
         """Write the device record and every changed blob in one transaction."""
         blobs: dict[str, bytes | None] = {}
