@@ -131,11 +131,11 @@ def wsgiref_server(app: WSGIApp) -> Iterator[int]:
         app.close()
 
 
-@pytest.fixture(params=["asgi", "wsgi"])
-def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
-    activesync, store = make_app(tmp_path, config=Config(max_request_body=LIMIT))
+@contextmanager
+def serving(kind: str, folder: Path) -> Iterator[Served]:
+    activesync, store = make_app(folder, config=Config(max_request_body=LIMIT))
     try:
-        if request.param == "asgi":
+        if kind == "asgi":
             asgi = ASGIApp(activesync, disconnect_grace=0.2)
             with uvicorn_server(asgi) as port:
                 yield Served("asgi", f"http://127.0.0.1:{port}", port, activesync, store, asgi)
@@ -147,23 +147,39 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
         store.close()
 
 
+@pytest.fixture(params=["asgi", "wsgi"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """A server of its own, for a test that changes state."""
+    with serving(request.param, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module", params=["asgi", "wsgi"])
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One server per adapter for the tests whose requests are all refused before they
+    could change anything (which they check: no device record appears)."""
+    with serving(request.param, tmp_path_factory.mktemp(request.param)) as running:
+        yield running
+        assert asyncio.run(running.activesync.store.list_devices()) == []
+
+
 # -- both adapters --------------------------------------------------------------------------
 
 
 @pytest.mark.kernel_independent
-def test_options(served: Served) -> None:
-    status, headers, body = served.request("OPTIONS", PATH, headers={"Authorization": basic()})
+def test_options(shared: Served) -> None:
+    status, headers, body = shared.request("OPTIONS", PATH, headers={"Authorization": basic()})
     assert status == 200 and body == b""
     assert "14.1" in headers["ms-asprotocolversions"].split(",")
     assert "FolderSync" in headers["ms-asprotocolcommands"].split(",")
     assert headers["content-length"] == "0"
-    assert headers["ms-server-activesync"] == served.activesync.config.server_version
+    assert headers["ms-server-activesync"] == shared.activesync.config.server_version
 
 
 @pytest.mark.kernel_independent
-def test_options_over_the_test_client(served: Served) -> None:
+def test_options_over_the_test_client(shared: Served) -> None:
     async def scenario() -> None:
-        reply = await served.client().options()
+        reply = await shared.client().options()
         assert reply.status == 200 and "16.1" in reply.headers["ms-asprotocolversions"]
 
     asyncio.run(scenario())
@@ -171,19 +187,19 @@ def test_options_over_the_test_client(served: Served) -> None:
 
 @pytest.mark.kernel_independent
 @pytest.mark.parametrize("authorization", [None, basic(password="wrong"), "Basic !!!notbase64", "Bearer abc"])
-def test_bad_auth_is_401_with_a_challenge(served: Served, authorization: str | None) -> None:
+def test_bad_auth_is_401_with_a_challenge(shared: Served, authorization: str | None) -> None:
     headers = {"MS-ASProtocolVersion": "14.1", "Content-Type": "application/vnd.ms-sync.wbxml"}
     if authorization:
         headers["Authorization"] = authorization
-    status, got, body = served.request("POST", f"{PATH}?{query()}", from_xml(FOLDERSYNC), headers)
+    status, got, body = shared.request("POST", f"{PATH}?{query()}", from_xml(FOLDERSYNC), headers)
     assert status == 401
     assert got["www-authenticate"].startswith("Basic")
     assert body == b""
 
 
 @pytest.mark.kernel_independent
-def test_get_is_405(served: Served) -> None:
-    status, headers, _ = served.request("GET", PATH, headers={"Authorization": basic()})
+def test_get_is_405(shared: Served) -> None:
+    status, headers, _ = shared.request("GET", PATH, headers={"Authorization": basic()})
     assert status == 405
     assert "POST" in headers["allow"]
 
@@ -191,33 +207,33 @@ def test_get_is_405(served: Served) -> None:
 @pytest.mark.kernel_independent
 @pytest.mark.parametrize("bad_query", ["%%%", "Cmd=FolderSync&Cmd=Sync&User=a&DeviceId=D&DeviceType=T",
                                        "Cmd=FolderSync&User=a&DeviceId=bad%20id!&DeviceType=T"])
-def test_malformed_query_is_400(served: Served, bad_query: str) -> None:
-    status, _, body = served.request("POST", f"{PATH}?{bad_query}", b"",
+def test_malformed_query_is_400(shared: Served, bad_query: str) -> None:
+    status, _, body = shared.request("POST", f"{PATH}?{bad_query}", b"",
                                      {"Authorization": basic(), "MS-ASProtocolVersion": "14.1"})
     assert status == 400 and body == b""
 
 
 @pytest.mark.kernel_independent
-def test_unknown_path_is_404(served: Served) -> None:
-    status, _, _ = served.request("POST", f"/elsewhere?{query()}", b"x", {"Authorization": basic()})
+def test_unknown_path_is_404(shared: Served) -> None:
+    status, _, _ = shared.request("POST", f"/elsewhere?{query()}", b"x", {"Authorization": basic()})
     assert status == 404
 
 
 @pytest.mark.kernel_independent
-def test_oversized_body_is_413(served: Served) -> None:
+def test_oversized_body_is_413(shared: Served) -> None:
     headers = {"Authorization": basic(), "MS-ASProtocolVersion": "14.1",
                "Content-Type": "application/vnd.ms-sync.wbxml"}
-    status, _, _ = served.request("POST", f"{PATH}?{query()}", b"\x03" * (LIMIT + 1), headers)
+    status, _, _ = shared.request("POST", f"{PATH}?{query()}", b"\x03" * (LIMIT + 1), headers)
     assert status == 413
-    status, _, _ = served.request("POST", f"{PATH}?{query()}", b"\x03" * (LIMIT + 1), {})
+    status, _, _ = shared.request("POST", f"{PATH}?{query()}", b"\x03" * (LIMIT + 1), {})
     assert status == 413  # before authentication: the body is refused as it arrives
-    assert asyncio.run(served.activesync.store.list_devices()) == []
+    assert asyncio.run(shared.activesync.store.list_devices()) == []
 
 
 @pytest.mark.kernel_independent
-def test_announced_oversized_body_is_refused_unread(served: Served) -> None:
+def test_announced_oversized_body_is_refused_unread(shared: Served) -> None:
     """A body announced as 100 MB is refused at once: the server does not wait for it."""
-    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", shared.port, timeout=5)
     try:
         conn.putrequest("POST", f"{PATH}?{query()}")
         conn.putheader("Authorization", basic())
@@ -231,19 +247,20 @@ def test_announced_oversized_body_is_refused_unread(served: Served) -> None:
 
 
 @pytest.mark.kernel_independent
-def test_bad_content_length_is_400(served: Served) -> None:
-    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+def test_bad_content_length_is_400(shared: Served) -> None:
+    with socket.create_connection(("127.0.0.1", shared.port), timeout=5) as sock:
         sock.sendall(f"POST {PATH}?{query()} HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n".encode())
         head = sock.recv(1024)
     assert head.startswith(b"HTTP/1.") and head.split()[1] == b"400"
 
 
-def test_foldersync(served: Served) -> None:
-    """Authentication, the WBXML body both ways and the core's command path, over HTTP."""
-    served.activesync.policy = no_provisioning
+def test_provision_and_foldersync(served: Served) -> None:
+    """Authentication, the policy key header, WBXML bodies both ways and the core's
+    command path, over HTTP."""
 
     async def scenario() -> None:
         client = served.client(version="14.1")
+        assert await client.provision() > 0
         reply = await client.command("FolderSync", FOLDERSYNC)
         assert reply.status == 200, reply
         assert reply.headers["content-type"].startswith("application/vnd.ms-sync.wbxml")
@@ -330,6 +347,7 @@ def test_asgi_client_leaving_mid_body_leaves_nothing(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.kernel_independent
 @pytest.mark.skipif(not commands.handler_available("Ping"), reason="the Ping handler is not written yet")
 def test_asgi_client_leaving_a_long_poll_leaves_nothing(tmp_path: Path) -> None:
     activesync, store = make_app(tmp_path)
