@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
@@ -108,10 +108,10 @@ class ReferenceStore:
             raise BackendError(f"cannot open mail store {self.path}: {exc}") from None
         try:
             self._conn.execute("PRAGMA busy_timeout = 10000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
-            migrate(self._conn)
+            _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
+            _retry_locked(lambda: migrate(self._conn))
         except (sqlite3.Error, RuntimeError) as exc:
             self._conn.close()
             raise BackendError(f"cannot open mail store {self.path}: {exc}") from None
@@ -643,6 +643,20 @@ class ReferenceStore:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _retry_locked(step: Callable[[], object], timeout: float = 10.0) -> None:
+    """Run ``step``, again while another process holds the lock: switching a new file to
+    WAL can fail at once with "database is locked" (no busy handler covers it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _canonical(email: str) -> str:
