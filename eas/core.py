@@ -311,6 +311,12 @@ class ActiveSync:
             if not folder_ids or not waiter.folders.isdisjoint(folder_ids):
                 waiter.event.set()
 
+    def end_waits(self) -> None:
+        """End every waiting long poll now, as a newer request of its device would: a
+        server shutting down answers its held Pings instead of cutting them off."""
+        for event in list(self._superseders.values()):
+            event.set()
+
     def _supersede(self, key: tuple[str, str]) -> None:
         """A newer request of this device ends the request waiting for it."""
         event = self._superseders.get(key)

@@ -45,6 +45,7 @@ DEMO_USER = "demo@example.com"
 KEEP_ALIVE_SECONDS = 120
 # Held Pings would keep a graceful shutdown waiting for up to an hour: give them this long.
 SHUTDOWN_GRACE_SECONDS = 3
+BACKLOG = 2048
 
 
 # -- the data dir ------------------------------------------------------------------------
@@ -163,14 +164,34 @@ def self_signed_certificate(names: list[str]) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def certificate_fingerprint(cert_path: Path) -> str:
-    """SHA-256 of the certificate, as phones show it (``AB:CD:...``)."""
-    from cryptography import x509
+class CertificateError(ValueError):
+    """The certificate or key cannot serve TLS (not PEM, or they do not match)."""
 
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+
+def certificate_fingerprint(cert_path: Path) -> str:
+    """SHA-256 of the (first) certificate, as phones show it (``AB:CD:...``)."""
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except ValueError:
+        raise CertificateError(f"not a PEM certificate: {cert_path}") from None
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def check_certificate(cert_path: Path, key_path: Path) -> str:
+    """The certificate's fingerprint once ``ssl`` has loaded the pair as uvicorn will, so
+    a bad pair is one clear error before the server starts, not a traceback inside it."""
+    import ssl
+
+    fingerprint = certificate_fingerprint(cert_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_path, key_path)
+    except ssl.SSLError as e:
+        raise CertificateError(f"{cert_path} and {key_path} cannot serve TLS ({e.reason or e})") from None
+    return fingerprint
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -245,11 +266,13 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
 
     folder = prepare_data_dir(options.data_dir)
     activesync, store = build(folder)
-    # First, so that a second server on the same data dir stops before touching anything.
+    # The notify socket and the port first: a second server on the same data dir, or a
+    # port in use, stops before anything is created (a demo password nobody saw).
     listener = notifier(folder)
     await listener.subscribe(activesync.notify)
+    sock: socket.socket | None = None
     try:
-        password = ensure_demo(store) if options.demo else None
+        sock = listen(options.host, options.effective_port, backlog=BACKLOG)
         ssl: dict[str, Any] = {}
         fingerprint = None
         if options.tls:
@@ -257,22 +280,58 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
                 cert, key = options.cert, options.key
             else:
                 cert, key, _ = ensure_certificate(folder / "tls", (options.host,))
-            fingerprint = certificate_fingerprint(cert)
+            fingerprint = check_certificate(cert, key)
             ssl = {"ssl_certfile": os.fspath(cert), "ssl_keyfile": os.fspath(key)}
+        password = ensure_demo(store) if options.demo else None
         # The adapter's lifespan closes the state store at shutdown; the mail store is
         # closed below, once uvicorn has returned.
         config = uvicorn.Config(
             ASGIApp(activesync), host=options.host, port=options.effective_port, http="h11",
             lifespan="on", timeout_keep_alive=KEEP_ALIVE_SECONDS, limit_concurrency=None,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, log_level=options.log_level,
-            server_header=False, **ssl)
-        server = uvicorn.Server(config)
+            server_header=False, backlog=BACKLOG, **ssl)
         for line in banner(options, activesync, password=password, fingerprint=fingerprint):
             out(line)
-        await server.serve()
+        await _server(uvicorn, config, activesync).serve(sockets=[sock])
     finally:
+        if sock is not None:
+            sock.close()
         await listener.close()
         store.close()
+
+
+def _server(uvicorn: Any, config: Any, activesync: ActiveSync) -> Any:
+    """A uvicorn Server that answers the held long polls (Ping: status 1, as when the
+    device's next request supersedes it) before waiting for connections to close, so a
+    restart neither cuts them off nor waits out the grace period."""
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        async def shutdown(self, sockets: Any = None) -> None:
+            activesync.end_waits()
+            await super().shutdown(sockets=sockets)
+
+    return Server(config)
+
+
+def listen(host: str, port: int, *, backlog: int = BACKLOG) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn so that a port in use is
+    one ``OSError`` naming the address (exit 1), not a log line and uvicorn's exit code."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot listen on {host} port {port}: {e.strerror or e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host in ("::", ""):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"cannot listen on {host} port {port}: {e.strerror or e}") from None
+    return sock
 
 
 def banner(options: ServeOptions, activesync: ActiveSync, *, password: str | None,

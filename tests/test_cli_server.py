@@ -253,9 +253,22 @@ def test_serve_plain_http_and_wake_on_deliver(tmp_path: Path, implementation: st
             inbox = next(add.findtext(FH.ServerId) for add in changes.findall(FH.Add) if add.findtext(FH.Type) == "2")
             assert isinstance(inbox, str)
             await _ping_wakes(c, data, inbox, implementation)
+            # A Ping held at shutdown (on an empty folder: it would wait 300 s) is answered
+            # with status 1 at once, and the SIGTERM exit is quick and clean.
+            deleted = next(a.findtext(FH.ServerId) for a in changes.findall(FH.Add) if a.findtext(FH.Type) == "4")
+            held = asyncio.ensure_future(c.command(
+                "Ping", '<Ping xmlns="Ping:"><HeartbeatInterval>300</HeartbeatInterval><Folders><Folder>'
+                        f'<Id>{deleted}</Id><Class>Email</Class></Folder></Folders></Ping>'))
+            await asyncio.sleep(0.5)
+            assert not held.done()
+            stopping = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            answer = await asyncio.wait_for(held, 10)
+            assert answer.text(Ping.Status) == "1", answer.xml
+            code = await asyncio.to_thread(server.process.wait, 15)
+            assert code == 0 and time.monotonic() - stopping < 2.5  # under the 3 s grace period
 
         asyncio.run(scenario())
-        assert server.process.poll() is None
     assert server.process.returncode == 0, server.stderr
     assert not (data / "notify.sock").exists()
     if missing:
@@ -315,20 +328,40 @@ def test_serve_tls_with_generated_certificate_and_demo(tmp_path: Path) -> None:
 @pytest.mark.kernel_independent
 def test_serve_refuses_a_second_server_on_the_same_data_dir_and_bad_options(tmp_path: Path) -> None:
     data = tmp_path / "data"
+
+    def serve(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "eas", "serve", "--data-dir", str(data), *args],
+                              check=False, capture_output=True, env=_env("c"), timeout=30)
+
     with serving(data, "--no-tls") as first:
-        r = subprocess.run([sys.executable, "-m", "eas", "serve", "--no-tls", "--port", str(free_port()),
-                            "--data-dir", str(data)], check=False, capture_output=True, env=_env("c"), timeout=30)
-        assert r.returncode == 1
-        assert b"another server is listening" in r.stderr
+        r = serve("--no-tls", "--port", str(free_port()), "--demo")
+        assert (r.returncode, r.stdout) == (1, b"")
+        assert r.stderr == f"eas: another server is listening: {data / 'notify.sock'}\n".encode()
         assert (data / "notify.sock").exists()  # the first one's socket is left alone
         assert first.process.poll() is None
-    for args, message in [(("--cert", "x.pem"), b"eas: --cert and --key go together\n"),
-                          (("--no-tls", "--cert", "a", "--key", "b"), b"eas: --no-tls and --cert exclude each other\n"),
-                          (("--port", "70000"), b"eas: port out of range: 70000\n")]:
-        r = subprocess.run([sys.executable, "-m", "eas", "serve", "--data-dir", str(data), *args],
-                           check=False, capture_output=True, env=_env("c"), timeout=30)
-        assert (r.returncode, r.stderr) == (2, message)
-    r = subprocess.run([sys.executable, "-m", "eas", "serve", "--data-dir", str(data), "--cert",
-                        str(tmp_path / "none.pem"), "--key", str(tmp_path / "none.pem")],
-                       check=False, capture_output=True, env=_env("c"), timeout=30)
-    assert r.returncode == 1 and r.stderr.startswith(b"eas: No such file or directory")
+        # The port is taken (by the first server): one line, exit 1, no demo account made.
+        r = serve("--no-tls", "--port", str(first.port), "--demo", "--data-dir", str(tmp_path / "other"))
+        assert (r.returncode, r.stdout) == (1, b"")
+        assert r.stderr == f"eas: cannot listen on 127.0.0.1 port {first.port}: Address already in use\n".encode()
+        assert not (tmp_path / "other" / "notify.sock").exists()
+    assert eas("user", "list", data_dir=tmp_path / "other").stdout == b""
+    assert eas("user", "list", data_dir=data).stdout == b""
+
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    cases = [
+        (("--cert", "x.pem"), 2, b"eas: --cert and --key go together\n"),
+        (("--no-tls", "--cert", "a", "--key", "b"), 2, b"eas: --no-tls and --cert exclude each other\n"),
+        (("--port", "70000"), 2, b"eas: port out of range: 70000\n"),
+        (("--log-level", "loud"), 2, None),
+        (("--cert", str(tmp_path / "none.pem"), "--key", str(tmp_path / "none.pem")), 1,
+         f"eas: No such file or directory: {tmp_path / 'none.pem'}\n".encode()),
+        (("--cert", str(tmp_path / "junk.pem"), "--key", str(tmp_path / "junk.pem"), "--port", str(free_port())), 2,
+         f"eas: not a PEM certificate: {tmp_path / 'junk.pem'}\n".encode()),
+    ]
+    for args, code, message in cases:
+        r = serve(*args)
+        assert r.returncode == code, (args, r.stderr)
+        assert r.stderr.count(b"\n") == 1, r.stderr
+        if message is not None:
+            assert r.stderr == message
+    assert not (data / "notify.sock").exists()

@@ -15,6 +15,7 @@ from typing import NoReturn
 from eas import __version__
 from eas.cli import admin, serve
 from eas.protocol.errors import EASError
+from eas.server import CertificateError
 from eas.wbxml import IMPLEMENTATION, WBXMLError, decode, from_xml, to_xml
 
 
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (WBXMLError, admin.UsageError) as e:
+    except (WBXMLError, admin.UsageError, CertificateError) as e:
         print(f"eas: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
