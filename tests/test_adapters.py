@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import io
 import socket
 import socketserver
 import ssl
@@ -26,6 +27,8 @@ from eas import commands
 from eas.asgi import ASGIApp
 from eas.core import ActiveSync, Config, PolicyDecision
 from eas.protocol.errors import StateError
+from eas.protocol.http import HTTPRequest, HTTPResponse
+from eas.state.memory import MemoryStateStore
 from eas.state.model import DeviceRecord
 from eas.store import ReferenceStore
 from eas.tags import FolderHierarchy as FH
@@ -300,6 +303,61 @@ def test_malformed_wbxml_is_refused_and_stores_nothing(served: Served) -> None:
     asyncio.run(scenario())
 
 
+class RecordingActiveSync(ActiveSync):
+    """Test-only: remembers the requests the adapters hand over, then answers as usual."""
+
+    seen: list[HTTPRequest]
+
+    async def handle(self, http: HTTPRequest) -> HTTPResponse:
+        self.seen.append(http)
+        return await super().handle(http)
+
+
+@pytest.mark.kernel_independent
+def test_requests_are_translated_faithfully(tmp_path: Path) -> None:
+    """Header names lower case, the raw query as latin-1 text, the peer's address, the
+    body as sent, by both adapters."""
+    _, store = make_app(tmp_path)
+    recording = RecordingActiveSync(store, MemoryStateStore(), authenticate=store.authenticate)
+    recording.seen = []
+    raw_query = b"Cmd=Sync&User=alice&DeviceId=D1&DeviceType=T&x=%41\xe9"
+    messages = [{"type": "http.request", "body": b"ab", "more_body": True},
+                {"type": "http.request", "body": b"", "more_body": True},
+                {"type": "http.request", "body": b"cd", "more_body": False}]
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": PATH, "query_string": raw_query, "client": ("10.1.2.3", 5555),
+             "headers": [(b"X-Mixed-Case", b"V\xe9"), (b"content-length", b"4"), (b"Authorization", b"Basic x"),
+                         (b"MS-ASProtocolVersion", b"14.1")]}
+    asyncio.run(ASGIApp(recording)(scope, receive, send))
+    environ = {"REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": PATH, "QUERY_STRING": raw_query.decode("latin-1"),
+               "REMOTE_ADDR": "10.1.2.3", "HTTP_X_MIXED_CASE": "V\xe9", "CONTENT_LENGTH": "4", "CONTENT_TYPE": "",
+               "HTTP_AUTHORIZATION": "Basic x", "HTTP_MS_ASPROTOCOLVERSION": "14.1", "wsgi.input": io.BytesIO(b"abcdEXTRA")}
+    wsgi = WSGIApp(recording)
+    started: list[Any] = []
+    chunks = wsgi(environ, lambda status, headers: started.append((status, headers)))
+    wsgi.close()
+
+    assert len(recording.seen) == 2
+    for request in recording.seen:
+        assert (request.method, request.path, request.client, request.body) == ("POST", PATH, "10.1.2.3", b"abcd")
+        assert request.query == "Cmd=Sync&User=alice&DeviceId=D1&DeviceType=T&x=%41\xe9"
+        assert request.header("x-mixed-case") == "V\xe9"
+        assert request.header("authorization") == "Basic x"
+    # Both answered the core's 401 with its challenge and a Content-Length.
+    assert sent[0]["status"] == 401 and (b"content-length", b"0") in sent[0]["headers"]
+    assert any(k == b"www-authenticate" for k, _ in sent[0]["headers"])
+    assert started[0][0] == "401 Unauthorized" and ("Content-Length", "0") in started[0][1]
+    assert b"".join(chunks) == b""
+    store.close()
+
+
 # -- ASGI only ------------------------------------------------------------------------------
 
 
@@ -443,6 +501,45 @@ def test_wsgi_close_stops_the_loop_and_closes_the_store(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="closed"):
         asyncio.run(activesync.store.list_devices())
     wsgi.close()  # twice is harmless
+    store.close()
+
+
+@pytest.mark.kernel_independent
+@pytest.mark.skipif(not commands.handler_available("Ping"), reason="the Ping handler is not written yet")
+def test_wsgi_close_ends_a_waiting_long_poll(tmp_path: Path) -> None:
+    activesync, store = make_app(tmp_path)
+    activesync.policy = no_provisioning
+    wsgi = WSGIApp(activesync)
+    with wsgiref_server(wsgi) as port:
+
+        async def prepare() -> None:
+            client = Client(HTTPTransport(f"http://127.0.0.1:{port}"), USER, PASSWORD, device_id="Adapter1",
+                            version="14.1")
+            assert (await client.command("FolderSync", FOLDERSYNC)).text(FH.Status) == "1"
+
+        asyncio.run(prepare())
+        ping = from_xml('<Ping xmlns="Ping:"><HeartbeatInterval>300</HeartbeatInterval><Folders><Folder>'
+                        "<Id>1</Id><Class>Email</Class></Folder></Folders></Ping>")
+        statuses: list[int] = []
+
+        def long_poll() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", f"{PATH}?{query('Ping')}", body=ping, headers={
+                "Authorization": basic(), "MS-ASProtocolVersion": "14.1",
+                "Content-Type": "application/vnd.ms-sync.wbxml"})
+            statuses.append(conn.getresponse().status)
+            conn.close()
+
+        worker = threading.Thread(target=long_poll)
+        worker.start()
+        deadline = time.monotonic() + 5
+        while not activesync._waiters:
+            assert time.monotonic() < deadline, "the Ping never waited"
+            time.sleep(0.02)
+        started = time.monotonic()
+        wsgi.close()
+        worker.join(5)
+        assert statuses == [503] and time.monotonic() - started < 3
     store.close()
 
 
