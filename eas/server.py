@@ -21,6 +21,7 @@ import datetime
 import ipaddress
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ KEEP_ALIVE_SECONDS = 120
 # Held Pings would keep a graceful shutdown waiting for up to an hour: give them this long.
 SHUTDOWN_GRACE_SECONDS = 3
 BACKLOG = 2048
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,61}[A-Za-z0-9])?"
+                        r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,61}[A-Za-z0-9])?)*")
 
 
 # -- the data dir ------------------------------------------------------------------------
@@ -137,8 +140,17 @@ def self_signed_certificate(names: list[str]) -> tuple[bytes, bytes]:
     for name in names:
         try:
             alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+            continue
         except ValueError:
-            alt.append(x509.DNSName(name))
+            pass
+        try:  # certificates carry A-labels: "bücher.example" as "xn--bcher-kva.example"
+            label = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            label = ""
+        if _HOST_NAME.fullmatch(label):
+            alt.append(x509.DNSName(label))
+        else:
+            log.warning("leaving %r out of the certificate: not a host name", name)
     now = datetime.datetime.now(datetime.UTC)
     public = key.public_key()
     cert = (

@@ -117,6 +117,10 @@ def test_user_add_list_passwd(tmp_path: Path) -> None:
 
     r = eas("user", "list", data_dir=data)
     assert (r.returncode, r.stdout) == (0, b"alice@example.com\nbob@example.com\ncarol@example.com\n")
+    # $EAS_DATA_DIR stands in for --data-dir.
+    by_env = subprocess.run([sys.executable, "-m", "eas", "user", "list"], check=False, capture_output=True,
+                            env={**_env("c"), "EAS_DATA_DIR": str(data)}, cwd=tmp_path, timeout=30)
+    assert by_env.stdout == r.stdout and not (tmp_path / "eas-data").exists()
 
     r = eas("user", "passwd", "ALICE@example.com", data_dir=data, stdin=b"second\n")
     assert (r.returncode, r.stdout) == (0, b"password of alice@example.com changed\n")

@@ -190,7 +190,7 @@ def test_a_failing_callback_does_not_stop_the_listener(tmp_path: Path) -> None:
 @pytest.mark.kernel_independent
 def test_certificate_is_made_once_and_reused(tmp_path: Path) -> None:
     tls = tmp_path / "tls"
-    cert, key, created = server.ensure_certificate(tls, ("mail.example.org", "0.0.0.0"))
+    cert, key, created = server.ensure_certificate(tls, ("mail.example.org", "0.0.0.0", "bücher.example", "bad\x00"))
     assert created
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(tls).st_mode) == 0o700
@@ -199,6 +199,7 @@ def test_certificate_is_made_once_and_reused(tmp_path: Path) -> None:
     dns = san.get_values_for_type(x509.DNSName)
     ips = san.get_values_for_type(x509.IPAddress)
     assert "localhost" in dns and "mail.example.org" in dns and socket.gethostname().lower() in dns
+    assert "xn--bcher-kva.example" in dns and not any("bad" in name for name in dns)
     assert ipaddress.ip_address("127.0.0.1") in ips and ipaddress.ip_address("::1") in ips
     assert ipaddress.ip_address("0.0.0.0") not in ips
     life = parsed.not_valid_after_utc - parsed.not_valid_before_utc
