@@ -200,6 +200,6 @@ def test_unexpected_failures_give_500_without_details(tmp_path: Path) -> None:
     assert reply.status == 200 and reply.text(FH.Status) in ("6", "11")
     assert b"fire" not in reply.body and b"Traceback" not in reply.body
     legacy = run(client(app, version="12.1").command("GetItemEstimate", '<GetItemEstimate xmlns="GetItemEstimate:">'
-                                                     '<Collections><Collection><SyncKey>1</SyncKey><CollectionId>1'
+                                                     '<Collections><Collection><SyncKey xmlns="AirSync:">1</SyncKey><CollectionId>1'
                                                      '</CollectionId></Collection></Collections></GetItemEstimate>'))
     assert legacy.status in (200, 500) and b"fire" not in legacy.body and b"Traceback" not in legacy.body
