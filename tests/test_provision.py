@@ -309,7 +309,7 @@ def test_wrong_key_is_refused(tmp_path: Path, version: str) -> None:
 
 @pytest.mark.parametrize("version", ["12.1", "14.1"])
 def test_policy_change_asks_for_a_refresh_and_reprovisioning_works(tmp_path: Path, version: str) -> None:
-    current = {"settings": {}}
+    current: dict[str, Any] = {"settings": {}}
 
     async def hook(user: str, record: DeviceRecord) -> PolicyDecision:
         return PolicyDecision(settings=dict(current["settings"]))
@@ -436,6 +436,27 @@ def test_acknowledging_another_key_gets_policy_status_5(tmp_path: Path) -> None:
         # the same acknowledgment again: the temporary key is spent
         again = await c.command("Provision", phase2("14.0", temporary))
         assert policy_node(again).findtext(P.Status) == "5"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("version", ["2.5", "12.1"])
+def test_acknowledgment_with_the_key_in_the_header(tmp_path: Path, version: str) -> None:
+    """Older clients may send the temporary key as X-MS-PolicyKey and leave it out of
+    the body."""
+    app = new_app(tmp_path)
+    c = client(app, version=version)
+
+    async def scenario() -> None:
+        first = await c.command("Provision", phase1(version))
+        c.policy_key = int(policy_node(first).findtext(P.PolicyKey))  # type: ignore[arg-type]
+        body = (f'<Provision xmlns="Provision:"><Policies><Policy><PolicyType>{policy_type(version)}</PolicyType>'
+                "<Status>1</Status></Policy></Policies></Provision>")
+        second = await c.command("Provision", body)
+        assert policy_node(second).findtext(P.Status) == "1"
+        c.policy_key = int(policy_node(second).findtext(P.PolicyKey))  # type: ignore[arg-type]
+        assert (await device(app)).policy_key == c.policy_key
+        assert (await c.command("FolderSync", FOLDERSYNC)).status == 200
 
     run(scenario())
 

@@ -103,7 +103,7 @@ def messages(reply: Reply) -> dict[int, dict[int, str | None]]:
     assert get is not None, reply.xml
     out: dict[int, dict[int, str | None]] = {}
     for message in get.findall(S.OofMessage):
-        leaves = {n.tag: n.text for n in message.children}  # type: ignore[misc]
+        leaves = {n.tag: n.text for n in message.children}
         audience = next(t for t in leaves if t in (S.AppliesToInternal, S.AppliesToExternalKnown,
                                                    S.AppliesToExternalUnknown))
         out[audience] = leaves  # type: ignore[assignment]
@@ -261,7 +261,8 @@ def test_device_information_is_stored_on_the_device_record(tmp_path: Path, versi
     extra = "<EnableOutboundSMS>1</EnableOutboundSMS><MobileOperator>EE</MobileOperator>"
 
     async def scenario() -> None:
-        reply = checked(await send(c, DEVICE_SET.format(extra=extra if Version(version) >= Version("14.0") else "")), version)
+        body = DEVICE_SET.format(extra=extra if Version(version) >= Version("14.0") else "")
+        reply = checked(await send(c, body), version)
         assert reply.text(S.Status) == "1" and op_status(reply, S.DeviceInformation) == "1"
         record = await app.store.get_device(ALICE, DEVICE)
         assert record is not None
