@@ -12,7 +12,9 @@ RemoteWipe / AccountOnlyRemoteWipe      wipe requested (or failed before): Statu
                                         void either way. Wiped already: Status 1. None
                                         requested: Status 2.
 anything else, wipe pending             Status 1 + RemoteWipe (16.1 account-only:
-                                        AccountOnlyRemoteWipe); nothing else is read
+                                        AccountOnlyRemoteWipe); nothing else is read.
+                                        Account-only before 16.1: refused (common status
+                                        130 / HTTP 403), never a full wipe
 Policy without Status (phase 1)         Status 1, Policy Status 1, a temporary PolicyKey
                                         (pending_policy_key) and the policy in Data;
                                         14.1+ without DeviceInformation: common status 165

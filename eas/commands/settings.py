@@ -113,8 +113,9 @@ def store_device_information(device: DeviceRecord, values: dict[str, str | bool]
 
 @dataclass(slots=True)
 class _Op:
-    """One operation of the request: ``tag`` is its element; ``status`` is set when reading
-    already found it wanting; ``run`` does its backend part, ``apply`` its local part."""
+    """One operation of the request: ``tag`` is its element, ``status`` its answer so far
+    (reading may already have found it wanting), ``parts`` what reading found and what
+    the backend answered."""
 
     tag: int
     status: int = SUCCESS
