@@ -114,10 +114,10 @@ def _parents_first(folders: Sequence[Folder]) -> list[tuple[Folder, str | None]]
         on_path: set[str] = set()
         node: Folder | None = start
         while node is not None and node.id not in done:
+            on_path.add(node.id)
             parent = by_id.get(node.parent_id) if node.parent_id else None
             if parent is not None and parent.id in on_path:
                 parent = None  # a loop: cut it here
-            on_path.add(node.id)
             path.append((node, parent.id if parent is not None else None))
             node = parent
         for item in reversed(path):
