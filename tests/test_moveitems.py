@@ -13,7 +13,7 @@ from eas.backend import FolderType
 from eas.core import ActiveSync
 from eas.state.model import CollectionState
 from eas.store import ReferenceStore
-from eas.tags import Move
+from eas.tags import AirSync, Move
 from eas.testing.client import Client
 from eas.testing.harness import client
 from eas.wbxml import Node
@@ -200,5 +200,55 @@ def test_moveitems_in_older_versions(tmp_path: Path) -> None:
             inbox, deleted = ids["Inbox"], ids["Deleted Items"]
             r = await c.command("MoveItems", moves_xml((f"{inbox}:{items[0]}", inbox, deleted)))
             assert [s for _, s, _ in responses(r.node)] == ["3"]
+
+    run(scenario())
+
+
+def sync_xml(*pairs: tuple[str, int]) -> str:
+    cols = "".join(f"<Collection><SyncKey>{k}</SyncKey><CollectionId>{c}</CollectionId></Collection>"
+                   for c, k in pairs)
+    return f'<Sync xmlns="AirSync:"><Collections>{cols}</Collections></Sync>'
+
+
+def commands(node: Node | None, keys: dict[str, int]) -> dict[str, list[int]]:
+    """CollectionId -> the tags of its Commands (Add, Delete, ...); ``keys`` follows the
+    SyncKeys the response hands out (a collection left out keeps its key)."""
+    if node is None:
+        return {}
+    out: dict[str, list[int]] = {}
+    collections = node.find(AirSync.Collections)
+    for col in collections.findall(AirSync.Collection) if collections is not None else []:
+        cid = str(col.findtext(AirSync.CollectionId))
+        assert col.findtext(AirSync.Status) == "1", col
+        keys[cid] = int(str(col.findtext(AirSync.SyncKey)))
+        found = col.find(AirSync.Commands)
+        out[cid] = [c.tag for c in found.children] if found is not None else []
+    return out
+
+
+def test_no_echo_in_the_next_sync(tmp_path: Path) -> None:
+    """After MoveItems, the next Sync of source and destination sends nothing; the same
+    move done behind the device's back (in the store) is a Delete and an Add."""
+
+    async def scenario() -> None:
+        t = await setup(tmp_path)
+        store, c, ids, items = t.store, t.c, t.ids, t.items
+        inbox, deleted = ids["Inbox"], ids["Deleted Items"]
+        keys = {inbox: 0, deleted: 0}
+
+        async def sync() -> dict[str, list[int]]:
+            r = await c.command("Sync", sync_xml(*keys.items()))
+            assert r.status == 200
+            return commands(r.node, keys)
+
+        await sync()
+        assert (await sync())[inbox] == [AirSync.Add] * 3
+        r = await c.command("MoveItems", moves_xml((f"{inbox}:{items[0]}", inbox, deleted)))
+        assert [s for _, s, _ in responses(r.node)] == ["3"]
+        assert all(not tags for tags in (await sync()).values())
+        # Control: a move the device did not make is seen as one.
+        await store.move_item(ALICE, items[1], store.folder_id(ALICE, "Inbox"), store.folder_id(ALICE, "Deleted Items"))
+        got = await sync()
+        assert got[inbox] == [AirSync.Delete] and got[deleted] == [AirSync.Add]
 
     run(scenario())
