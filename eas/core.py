@@ -14,8 +14,10 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -110,6 +112,10 @@ class Config:
     max_sync_collections: int = 1000
     # Gzip responses larger than this when the client accepts gzip.
     gzip_min_size: int = 1024
+    # Successful logins are remembered this long (seconds; 0 = ask the hook every time):
+    # devices send credentials with every request, and a slow password hash (scrypt)
+    # per request would cap the server at a few dozen requests per second.
+    auth_cache_seconds: float = 300.0
 
 
 class ActiveSync:
@@ -132,6 +138,8 @@ class ActiveSync:
         self._locks: dict[tuple[str, str], _DeviceLock] = {}
         self._superseders: dict[tuple[str, str], asyncio.Event] = {}
         self._waiters: dict[str, set[_Waiter]] = {}
+        self._auth_cache: dict[bytes, tuple[str, float]] = {}
+        self._auth_key = secrets.token_bytes(32)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         backend.watch(self.notify)
@@ -224,10 +232,32 @@ class ActiveSync:
             raise AuthenticationError("malformed credentials", headers=_CHALLENGE) from None
         if not sep or not login or len(login) > 320 or len(password) > 1024:
             raise AuthenticationError("malformed credentials", headers=_CHALLENGE)
-        account = await self.authenticate(login, password)
+        account = await self._check_password(login, password)
         if account is None:
             raise AuthenticationError("credentials refused", headers=_CHALLENGE)
         return login, account
+
+    async def _check_password(self, login: str, password: str) -> str | None:
+        """The authenticate hook, behind a cache of recent successes keyed by a keyed hash
+        of the credentials (so the cache never holds a password)."""
+        ttl = self.config.auth_cache_seconds
+        if ttl <= 0:
+            return await self.authenticate(login, password)
+        key = hmac.digest(self._auth_key, f"{login}\0{password}".encode(), "sha256")
+        now = time.monotonic()
+        hit = self._auth_cache.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        account = await self.authenticate(login, password)
+        if account is not None:
+            if len(self._auth_cache) >= 10000:
+                self._auth_cache = {k: v for k, v in self._auth_cache.items() if v[1] > now}
+            self._auth_cache[key] = (account, now + ttl)
+        return account
+
+    def forget_credentials(self) -> None:
+        """Drop cached logins (call after a password change or an account is disabled)."""
+        self._auth_cache.clear()
 
     async def _device(self, request: EASRequest, account: str) -> DeviceRecord:
         """The device record, created on first contact and updated on every request."""

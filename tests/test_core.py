@@ -203,3 +203,31 @@ def test_unexpected_failures_give_500_without_details(tmp_path: Path) -> None:
                                                      '<Collections><Collection><SyncKey xmlns="AirSync:">1</SyncKey><CollectionId>1'
                                                      '</CollectionId></Collection></Collections></GetItemEstimate>'))
     assert legacy.status in (200, 500) and b"fire" not in legacy.body and b"Traceback" not in legacy.body
+
+
+def test_successful_logins_are_cached_and_refusals_are_not(tmp_path: Path) -> None:
+    app, store = make_app(tmp_path)
+    calls: list[str] = []
+    real = store.authenticate
+
+    async def counting(login: str, password: str) -> str | None:
+        calls.append(password)
+        return await real(login, password)
+
+    app.authenticate = counting
+
+    async def scenario() -> None:
+        good, bad = client(app, version="14.1"), client(app, version="14.1", password="wrong")
+        for _ in range(3):
+            assert (await good.options()).status == 200
+            assert (await bad.options()).status == 401
+        assert calls.count(ALICE_PW) == 1 and calls.count("wrong") == 3
+        store.set_password(ALICE, "changed")
+        app.forget_credentials()
+        assert (await good.options()).status == 401
+        app.config.auth_cache_seconds = 0
+        assert (await client(app, password="changed").options()).status == 200
+        assert (await client(app, password="changed").options()).status == 200
+        assert calls.count("changed") == 2
+
+    run(scenario())
