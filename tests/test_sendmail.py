@@ -6,19 +6,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Sequence
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from eas.backend import FolderType
+from eas.backend import Email, FolderType
 from eas.commands.sendmail import CACHE_KEY, REMEMBERED
 from eas.core import ActiveSync
+from eas.state.sqlite import SQLiteStateStore
 from eas.store import ReferenceStore
 from eas.tags import ComposeMail as CM
 from eas.tags import FolderHierarchy as FH
 from eas.testing.client import Client
-from eas.testing.harness import client, make_app
+from eas.testing.harness import USERS, client, make_app
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 
@@ -58,7 +60,7 @@ async def folder_ids(c: Client) -> dict[str, str]:
 async def folder_messages(store: ReferenceStore, user: str, kind: FolderType) -> list[EmailMessage]:
     folder = next(f for f in await store.folders(user) if f.type == kind)
     stamps = await store.item_stamps(user, folder.id)
-    mails = await store.fetch_emails(user, folder.id, sorted(stamps), mime=True)
+    mails = await ReferenceStore.fetch_emails(store, user, folder.id, sorted(stamps), mime=True)
     out = []
     for m in mails:
         assert m.mime is not None
@@ -437,5 +439,52 @@ def test_forwardees_are_refused_before_16(tmp_path: Path) -> None:
         r = await c.command("SmartForward", xml)
         assert r.text(CM.Status) == "103"
         assert store.outgoing() == []
+
+    run(scenario())
+
+
+def test_unknown_account_id_is_refused(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        c, store = await ready(tmp_path)
+        xml = ('<SendMail xmlns="ComposeMail:"><ClientId>a1</ClientId><AccountId>other</AccountId>'
+               f"<Mime>{b64(mime())}</Mime></SendMail>")
+        r = await c.command("SendMail", xml)
+        assert r.text(CM.Status) == "166"
+        assert store.outgoing() == []
+
+    run(scenario())
+
+
+class StoreWithoutMime(ReferenceStore):
+    """A backend that keeps no MIME (the Backend contract allows ``Email.mime`` None)."""
+
+    async def fetch_emails(self, user: str, folder_id: str, item_ids: Sequence[str], *,
+                           mime: bool = False) -> list[Email]:
+        found = await super().fetch_emails(user, folder_id, item_ids, mime=False)
+        return found
+
+
+def test_smart_commands_rebuild_the_original_without_mime(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = StoreWithoutMime(tmp_path / "mail.db")
+        for user, password in USERS:
+            store.add_user(user, password)
+        app = ActiveSync(store, SQLiteStateStore(tmp_path / "state.db"), authenticate=store.authenticate)
+        c = client(app, version="14.1")
+        await c.provision()
+        item = store.deliver(ALICE, ORIGINAL)
+        inbox = (await folder_ids(c))["Inbox"]
+        r = await c.command("SmartForward", send_xml("f", mime(body="FYI"), root="SmartForward",
+                                                     source=source(inbox, item)))
+        assert (r.status, r.body) == (200, b"")
+        [got] = await folder_messages(store, BOB, FolderType.INBOX)
+        assert "Shall we meet on Friday?" in text_of(got) and "FYI" in text_of(got)
+        [attached] = list(got.iter_attachments())
+        assert attached.get_filename() == "agenda.pdf" and attached.get_content() == b"%PDF-1.4 agenda"
+        r = await c.command("SmartReply", send_xml("r", mime(body="Sure"), root="SmartReply",
+                                                   source=source(inbox, item)))
+        assert (r.status, r.body) == (200, b"")
+        replies = await folder_messages(store, BOB, FolderType.INBOX)
+        assert any("> Shall we meet on Friday?" in text_of(m) for m in replies)
 
     run(scenario())

@@ -4,7 +4,7 @@ One handler for the three; ``ctx.request.command`` says which. From 14.0 the req
 WBXML ComposeMail (ClientId, SaveInSentItems, Source, ReplaceMime, Mime; 16.x SmartForward
 may carry Forwardees and airsyncbase:Body instead of Mime); for 2.5-12.1 the body is the
 raw MIME message and the options are query parameters (SaveInSent, ItemId, CollectionId,
-LongId). A 14.0+ client that posts ``message/rfc822`` anyway is read the legacy way.
+LongId).
 
 Success is an empty 200 for every version. A failure is ``<Command><Status>`` with a
 common status (107 InvalidMIME, 113 quota, 119 no recipient, 120 submission failed, 150
@@ -110,7 +110,7 @@ def _read_request(ctx: Context, command: str) -> Compose:
 
 
 def _legacy_request(ctx: Context, command: str) -> Compose:
-    """2.5-12.1 (and a 14.0+ client posting message/rfc822): the MIME is the body."""
+    """2.5-12.1: the MIME is the body, the options are query parameters."""
     params = ctx.request.params
     if not ctx.request.body:
         raise ComposeError(Common.InvalidContent, "no message in the request body")
@@ -128,6 +128,9 @@ def _wbxml_request(ctx: Context, command: str, body: Node) -> Compose:
     if not client_id or len(client_id) > MAX_CLIENT_ID:
         raise ComposeError(Common.InvalidXML, "ClientId missing or too long")
     request.client_id = client_id
+    if _text(body.find(CM.AccountId)):
+        # Settings offers no AccountIds (the primary account has none), so any is unknown.
+        raise ComposeError(Common.InvalidAccountId, "unknown AccountId")
     request.save_in_sent = body.find(CM.SaveInSentItems) is not None
     request.replace_mime = body.find(CM.ReplaceMime) is not None
     node = body.find(CM.Mime)
