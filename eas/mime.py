@@ -107,7 +107,7 @@ def forward(new: EmailMessage, original: EmailMessage) -> EmailMessage:
     for part in attachments(original):
         if new.get_content_type() != "multipart/mixed":
             new.make_mixed()
-        new.attach(part)
+        new.attach(part)  # type: ignore[arg-type]  # parsed parts are EmailMessage (policy.default)
     return new
 
 
@@ -176,7 +176,9 @@ def _append_original(new: EmailMessage, original: EmailMessage, *, quote: bool, 
         part = EmailMessage()
         part.set_content("")
         del part["MIME-Version"]
-        new.get_payload().insert(0, part)
+        payload = new.get_payload()
+        assert isinstance(payload, list)
+        payload.insert(0, part)
         plain_part = part
     if plain_part is not None:
         body = orig_plain if not quote else "\n".join("> " + line if line else ">" for line in

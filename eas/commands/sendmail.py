@@ -47,7 +47,7 @@ MAX_CLIENT_ID = 128  # MS-ASCMD says 40; longer ones are accepted up to this, th
 SUCCESS = 1
 # What 2.5-12.1 get instead of a status; everything else is 500 (MS-ASCMD 2.2.2, and
 # 2.2.1.20: a missing original of SmartReply/SmartForward is 500 too).
-_LEGACY_HTTP = {Common.InvalidContent: 400, Common.MailboxQuotaExceeded: 507, Common.ServerErrorRetryLater: 503}
+_LEGACY_HTTP: dict[int, int] = {Common.InvalidContent: 400, Common.MailboxQuotaExceeded: 507, Common.ServerErrorRetryLater: 503}
 
 
 class ComposeError(Exception):
