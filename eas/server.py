@@ -44,7 +44,8 @@ DEMO_USER = "demo@example.com"
 # Long enough that a device's next request (Ping ends, Sync follows) reuses the
 # connection; short enough that idle sockets do not pile up.
 KEEP_ALIVE_SECONDS = 120
-# Held Pings would keep a graceful shutdown waiting for up to an hour: give them this long.
+# What requests still running at shutdown get to finish (a Sync committing its state);
+# held Pings are answered at once instead (ActiveSync.end_waits).
 SHUTDOWN_GRACE_SECONDS = 3
 BACKLOG = 2048
 _HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,61}[A-Za-z0-9])?"
@@ -66,10 +67,17 @@ def prepare_data_dir(path: Path) -> Path:
     return path
 
 
-def open_store(path: Path) -> ReferenceStore:
-    """The reference mail store of a data dir (created on first use)."""
+class NoStore(LookupError):
+    """The data dir has no mail store yet (a mistyped --data-dir, most likely)."""
+
+
+def open_store(path: Path, *, create: bool = True) -> ReferenceStore:
+    """The reference mail store of a data dir, created on first use unless ``create`` is
+    False (then ``NoStore``)."""
     from eas.store import ReferenceStore
 
+    if not create and not (path / "mail.db").is_file():
+        raise NoStore(f"no mail store in {path} (eas user add or eas serve makes one)")
     return ReferenceStore(prepare_data_dir(path) / "mail.db")
 
 
@@ -302,8 +310,8 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
             lifespan="on", timeout_keep_alive=KEEP_ALIVE_SECONDS, limit_concurrency=None,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, log_level=options.log_level,
             server_header=False, backlog=BACKLOG, **ssl)
-        for line in banner(options, activesync, password=password, fingerprint=fingerprint):
-            out(line)
+        # One write: a signal arriving meanwhile cannot cut it (a demo password half shown).
+        out("\n".join(banner(options, activesync, password=password, fingerprint=fingerprint)))
         await _server(uvicorn, config, activesync).serve(sockets=[sock])
     finally:
         if sock is not None:

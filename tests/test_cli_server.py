@@ -11,11 +11,13 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -59,36 +61,47 @@ class Running:
 
 @contextmanager
 def serving(data_dir: Path, *extra: str, implementation: str = "c") -> Iterator[Running]:
-    """``eas serve`` in a subprocess until the block ends (then SIGTERM)."""
+    """``eas serve`` in a subprocess until the block ends (then SIGTERM). Ready once its
+    banner is out: the port, certificate and accounts are all set up by then."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "eas", "serve", "--port", str(port), "--data-dir", str(data_dir),
          "--log-level", "warning", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(implementation))
     running = Running(process, port, data_dir)
+    out: list[bytes] = []
+    err: list[bytes] = []
+    ready = threading.Event()
+
+    def drain(stream: IO[bytes], into: list[bytes], banner: bool) -> None:
+        for line in stream:
+            into.append(line)
+            if banner and line.startswith(b"eas: ActiveSync at "):
+                ready.set()
+        ready.set()  # at EOF: the process is gone
+
+    readers = [threading.Thread(target=drain, args=(process.stdout, out, True), daemon=True),
+               threading.Thread(target=drain, args=(process.stderr, err, False), daemon=True)]
+    for reader in readers:
+        reader.start()
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                _, err = process.communicate()
-                raise AssertionError(f"eas serve exited with {process.returncode}: {err.decode()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("eas serve did not start listening") from None
-                time.sleep(0.05)
+        ready.wait(20)
+        if process.poll() is not None or not out:
+            raise AssertionError(f"eas serve did not start ({process.poll()}): {b''.join(err).decode()}")
         yield running
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         try:
-            running.stdout, running.stderr = process.communicate(timeout=15)
+            process.wait(15)
         except subprocess.TimeoutExpired:
             process.kill()
-            running.stdout, running.stderr = process.communicate()
+            process.wait()
             raise
+        finally:
+            for reader in readers:
+                reader.join(5)
+            running.stdout, running.stderr = b"".join(out), b"".join(err)
 
 
 def http(port: int, cafile: Path | None = None) -> HTTPTransport:
@@ -217,10 +230,16 @@ def test_deliver_from_file_and_stdin_and_bad_input(tmp_path: Path) -> None:
 
 
 @pytest.mark.kernel_independent
-def test_unreadable_data_dir_is_an_io_error(tmp_path: Path) -> None:
-    (tmp_path / "data").write_text("a file, not a folder")
-    r = eas("user", "list", data_dir=tmp_path / "data")
+def test_data_dir_that_is_missing_or_unusable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("a file, not a folder")
+    r = eas("user", "add", "a@example.com", "--password", "x", data_dir=tmp_path / "file")
     assert r.returncode == 1 and r.stderr.count(b"\n") == 1 and r.stderr.startswith(b"eas: ")
+    for args in (("user", "list"), ("user", "passwd", "a@example.com", "--password", "x"),
+                 ("mail", "deliver", "a@example.com")):
+        r = eas(*args, data_dir=tmp_path / "typo", stdin=MESSAGE)
+        assert (r.returncode, r.stderr) == (2, f"eas: no mail store in {tmp_path / 'typo'} "
+                                               "(eas user add or eas serve makes one)\n".encode())
+    assert not (tmp_path / "typo").exists()
 
 
 # -- eas serve -----------------------------------------------------------------------------
@@ -305,10 +324,7 @@ def test_serve_tls_with_generated_certificate_and_demo(tmp_path: Path) -> None:
         async def options(password: str) -> int:
             c = Client(http(server.port, cert), "demo@example.com", password)
             return (await c.options()).status
-
-        # The banner comes out before uvicorn starts; it is all there by now.
-        time.sleep(0.2)
-        server.process.send_signal(signal.SIGTERM)
+        server.process.send_signal(signal.SIGTERM)  # stopping during startup is clean too
     out = server.stdout.decode()
     match = re.search(r"demo account demo@example.com password (\S+)", out)
     assert match, out

@@ -80,8 +80,15 @@ def user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _existing_store(args: argparse.Namespace) -> ReferenceStore:
+    try:
+        return server.open_store(server.data_dir(args.data_dir), create=False)
+    except server.NoStore as e:
+        raise UsageError(str(e)) from None
+
+
 def user_passwd(args: argparse.Namespace) -> int:
-    store = server.open_store(server.data_dir(args.data_dir))
+    store = _existing_store(args)
     email = _known_user(store, args.email)
     try:
         store.set_password(email, _password(args))
@@ -92,7 +99,7 @@ def user_passwd(args: argparse.Namespace) -> int:
 
 
 def user_list(args: argparse.Namespace) -> int:
-    store = server.open_store(server.data_dir(args.data_dir))
+    store = _existing_store(args)
     for email in store.list_users():
         print(email)
     return 0
@@ -124,8 +131,8 @@ def _read_message(path: str) -> bytes:
 
 def mail_deliver(args: argparse.Namespace) -> int:
     folder = server.data_dir(args.data_dir)
+    store = _existing_store(args)
     mime = _read_message(args.file)
-    store = server.open_store(folder)
     email = _known_user(store, args.email)
     # The store calls its watchers once the delivery is committed; the datagram goes then.
     notify.publish_changes(store, server.notifier(folder))
