@@ -9,13 +9,14 @@ from pathlib import Path
 
 from test_sendmail import ALICE, ORIGINAL, folder_ids, mime, quick_app, run
 
-from eas.backend import FolderType
+from eas.backend import BackendError, FolderType
 from eas.core import ActiveSync
 from eas.state.model import CollectionState
+from eas.state.sqlite import SQLiteStateStore
 from eas.store import ReferenceStore
 from eas.tags import AirSync, Move
 from eas.testing.client import Client
-from eas.testing.harness import client
+from eas.testing.harness import USERS, client
 from eas.wbxml import Node
 
 
@@ -250,5 +251,29 @@ def test_no_echo_in_the_next_sync(tmp_path: Path) -> None:
         await store.move_item(ALICE, items[1], store.folder_id(ALICE, "Inbox"), store.folder_id(ALICE, "Deleted Items"))
         got = await sync()
         assert got[inbox] == [AirSync.Delete] and got[deleted] == [AirSync.Add]
+
+    run(scenario())
+
+
+class FailingMoves(ReferenceStore):
+    """A store whose moves fail inside the backend (fault injection)."""
+
+    async def move_item(self, user: str, item_id: str, src_folder: str, dst_folder: str) -> str:
+        raise BackendError("the destination is read-only")
+
+
+def test_backend_failure_is_status_5(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FailingMoves(tmp_path / "mail.db")
+        for user, password in USERS:
+            store.add_user(user, password)
+        app = ActiveSync(store, SQLiteStateStore(tmp_path / "state.db"), authenticate=store.authenticate)
+        c = client(app, version="14.1")
+        await c.provision()
+        item = store.deliver(ALICE, mime())
+        ids = await folder_ids(c)
+        r = await c.command("MoveItems", moves_xml((f"{ids['Inbox']}:{item}", ids["Inbox"], ids["Deleted Items"])))
+        assert responses(r.node) == [(f"{ids['Inbox']}:{item}", "5", None)]
+        assert await count(store, FolderType.INBOX) == 1
 
     run(scenario())

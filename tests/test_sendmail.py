@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from eas.backend import Email, FolderType
+from eas.backend import BackendError, Email, FolderType, QuotaExceeded, SendFailed
 from eas.commands.sendmail import CACHE_KEY, REMEMBERED
 from eas.core import ActiveSync
 from eas.state.sqlite import SQLiteStateStore
@@ -486,5 +486,44 @@ def test_smart_commands_rebuild_the_original_without_mime(tmp_path: Path) -> Non
         assert (r.status, r.body) == (200, b"")
         replies = await folder_messages(store, BOB, FolderType.INBOX)
         assert any("> Shall we meet on Friday?" in text_of(m) for m in replies)
+
+    run(scenario())
+
+
+class RefusingStore(ReferenceStore):
+    """A store whose submission fails the way a real one can (fault injection)."""
+
+    failure: BackendError | None = None
+
+    async def send_mail(self, user: str, mime: bytes, *, save_in_sent: bool) -> None:
+        if self.failure is not None:
+            raise self.failure
+        await super().send_mail(user, mime, save_in_sent=save_in_sent)
+
+
+def test_backend_send_failures_become_statuses(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = RefusingStore(tmp_path / "mail.db")
+        for user, password in USERS:
+            store.add_user(user, password)
+        app = ActiveSync(store, SQLiteStateStore(tmp_path / "state.db"), authenticate=store.authenticate)
+        new, old = client(app, version="14.1"), client(app, version="12.1", device_id="OldDevice")
+        await new.provision()
+        await old.provision()
+        for failure, status, http in ((SendFailed("relay refused"), "120", 500),
+                                      (QuotaExceeded("full"), "113", 507),
+                                      (BackendError("unresolvable", status=116), "116", 500)):
+            store.failure = failure
+            r = await new.command("SendMail", send_xml(f"id-{status}", mime()))
+            assert r.text(CM.Status) == status
+            r = await old.raw("SendMail", mime(), content_type="message/rfc822")
+            assert (r.status, r.body) == (http, b"")
+        # A failure is not remembered as sent: once the backend recovers, the resend goes out.
+        store.failure = SendFailed("again")
+        await new.command("SendMail", send_xml("retry", mime()))
+        store.failure = None
+        r = await new.command("SendMail", send_xml("retry", mime()))
+        assert (r.status, r.body) == (200, b"")
+        assert len(store.outgoing(ALICE)) == 1
 
     run(scenario())
