@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from eas.backend import BackendError, Email, FolderType, QuotaExceeded, SendFailed
 from eas.commands.sendmail import CACHE_KEY, REMEMBERED
 from eas.core import ActiveSync
@@ -527,3 +529,68 @@ def test_backend_send_failures_become_statuses(tmp_path: Path) -> None:
         assert len(store.outgoing(ALICE)) == 1
 
     run(scenario())
+
+
+# -- eas.mime on its own ---------------------------------------------------------------------
+
+
+def msg(data: str | bytes) -> EmailMessage:
+    from eas import mime as mimelib
+    return mimelib.parse(data.encode() if isinstance(data, str) else data)
+
+
+@pytest.mark.kernel_independent
+def test_reply_to_both_alternatives_and_an_html_only_original() -> None:
+    from eas import mime as mimelib
+    original = msg(f"From: {BOB}\r\nSubject: S\r\nMessage-ID: <o@x>\r\nContent-Type: text/html\r\n\r\n"
+                   "<html><head><style>p{}</style></head><body><p>Tom &amp; Jerry</p></body></html>\r\n")
+    new = msg(f"From: {ALICE}\r\nTo: {BOB}\r\nSubject: Re: S\r\nContent-Type: multipart/alternative; boundary=A\r\n"
+              "\r\n--A\r\nContent-Type: text/plain\r\n\r\nmine\r\n--A\r\nContent-Type: text/html\r\n\r\n"
+              "<html><body><b>mine</b></body></html>\r\n--A--\r\n")
+    out = msg(mimelib.to_bytes(mimelib.reply(new, original)))
+    plain, rich = mimelib.text_of(out)
+    assert plain is not None and rich is not None
+    assert plain.index("mine") < plain.index("> Tom & Jerry")  # HTML original quoted as text
+    assert rich.index("<b>mine</b>") < rich.index("<p>Tom &amp; Jerry</p>") < rich.index("</body>")
+    assert "<style>" not in rich and out["In-Reply-To"] == "<o@x>"
+
+
+@pytest.mark.kernel_independent
+def test_forward_keeps_attached_messages_and_odd_charsets() -> None:
+    from eas import mime as mimelib
+    inner = f"From: {BOB}\r\nSubject: inner\r\n\r\ninner body\r\n"
+    original = msg(f"From: {BOB}\r\nSubject: S\r\nContent-Type: multipart/mixed; boundary=M\r\n\r\n"
+                   "--M\r\nContent-Type: text/plain; charset=x-unknown-charset\r\n\r\nodd caf\xe9\r\n"
+                   f"--M\r\nContent-Type: message/rfc822\r\n\r\n{inner}--M--\r\n".encode("latin-1"))
+    new = msg(f"From: {ALICE}\r\nTo: {BOB}\r\nSubject: Fw: S\r\n\r\nsee\r\n")
+    out = msg(mimelib.to_bytes(mimelib.forward(new, original)))
+    plain, _ = mimelib.text_of(out)
+    assert plain is not None and "see" in plain and "odd caf" in plain
+    [attached] = list(out.iter_attachments())
+    assert attached.get_content_type() == "message/rfc822"
+    assert "inner body" in attached.as_string()
+
+
+@pytest.mark.kernel_independent
+def test_reply_when_the_device_sent_no_text() -> None:
+    from eas import mime as mimelib
+    original = msg(f"From: {BOB}\r\nSubject: S\r\n\r\noriginal text\r\n")
+    new = msg(f"From: {ALICE}\r\nTo: {BOB}\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+              "iVBORw0KGgo=\r\n")
+    out = msg(mimelib.to_bytes(mimelib.reply(new, original)))
+    plain, _ = mimelib.text_of(out)
+    assert plain is not None and "> original text" in plain
+    [image] = list(out.iter_attachments())
+    assert image.get_content_type() == "image/png" and image.get_content() == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.kernel_independent
+def test_parse_refuses_what_is_no_message() -> None:
+    from eas import mime as mimelib
+    for junk in (b"", b"   \r\n", b"no header here at all"):
+        with pytest.raises(mimelib.MimeError):
+            mimelib.parse(junk)
+    data = b"To: x@y\n\nbody\n"
+    added = mimelib.with_missing_headers(data, mimelib.parse(data), ALICE)
+    assert added.endswith(data) and added.startswith(f"From: {ALICE}\n".encode())
+    assert mimelib.recipients(mimelib.parse(b"To: a@b, c\r\nCc: d@e\r\nBcc: f@g\r\n\r\n")) == ["a@b", "d@e", "f@g"]
