@@ -146,6 +146,7 @@ def test_fetch_refusals(tmp_path: Path) -> None:
               "</documentlibrary:LinkId></Fetch>"), "9"),
             (f"<Fetch><airsyncbase:FileReference>{ref}</airsyncbase:FileReference></Fetch>", "2"),  # no Store
             ("<Fetch><Store>Mailbox</Store></Fetch>", "2"),  # nothing to fetch
+            (f"<Fetch><Store>Mailbox</Store><airsync:CollectionId>{inbox}</airsync:CollectionId></Fetch>", "2"),
             ((f"<Fetch><Store>Mailbox</Store><airsyncbase:FileReference>{ref}</airsyncbase:FileReference>"
               f"<airsync:ServerId>{inbox}:{item}</airsync:ServerId></Fetch>"), "2"),  # two kinds
             ((f"<Fetch><Store>Mailbox</Store><airsyncbase:FileReference>{ref}</airsyncbase:FileReference>"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eas import hierarchy as hier
-from eas.backend import FOLDER_CLASS, BackendError, FolderNotFound, FolderType, ItemNotFound
+from eas.backend import FOLDER_CLASS, BackendError, Email, FolderNotFound, FolderType, ItemNotFound
 from eas.commands.moveitems import Moved, record_moves
 from eas.context import Context
 from eas.items import server_id, split_server_id
@@ -200,6 +200,9 @@ async def _fetch_attachment(ctx: Context, op: Node, reference: str, out: _Respon
 async def _fetch_item(ctx: Context, op: Node, collection_id: str, item: str, long_id: str,
                       out: _Response) -> None:
     w = out.writer
+    if not (long_id or item):
+        _fetch_status(w, PROTOCOL_ERROR, op)  # a CollectionId alone names no item
+        return
     parts = split_server_id(long_id or item)
     if parts is None or (collection_id and not long_id and parts[0] != collection_id):
         _fetch_status(w, NOT_FOUND, op)
@@ -242,7 +245,7 @@ async def _fetch_item(ctx: Context, op: Node, collection_id: str, item: str, lon
         _copy(w, properties)
 
 
-def _properties(ctx: Context, email: Any, options: dict[str, Any], schema: set[int] | None,
+def _properties(ctx: Context, email: Email, options: dict[str, Any], schema: set[int] | None,
                 out: _Response) -> Node | None:
     """The item's Properties element as a tree: what ``write_email`` writes, cut to the
     Schema, with each body's Data moved into a part for a multipart answer."""
