@@ -1,0 +1,768 @@
+"""Sync (MS-ASCMD 2.2.1.21): a device's collections, both ways, one window at a time.
+
+Theory of operation. Per collection the state (``eas.state.model.CollectionState``) holds
+the SyncKey last handed out, the snapshot ``{backend item id: change stamp}`` of what the
+device has, the ClientIds of the Adds of the last request, and the options in force.
+What the device's SyncKey means (the key table, 2.2.3.181.4):
+
+=============================  =====================================================
+device sends                   server does
+=============================  =====================================================
+``0``                          start over: empty snapshot, new options, key + 1, no items
+the current key                normal: apply the device's commands, send changes
+the key before it              the last response was lost: ``rewind()`` to the state
+                               that key had (its snapshot and ClientIds), then normal,
+                               so the same changes go out again and resent Adds are
+                               recognised by their ClientId
+anything else                  status 3, and the collection is reset (key counter kept,
+                               so keys only move forward) until the device sends ``0``
+=============================  =====================================================
+
+A normal request, in order: the device's Add/Change/Delete/Fetch are applied and the
+snapshot follows them; if anything was applied or is to be sent, the key advances
+(``advance()`` saves the state as the previous key's, so a repeat replays from here);
+then the server's changes (snapshot against ``Backend.item_stamps`` within FilterType:
+Delete, SoftDelete for mail that left the window, Change, Add newest first) go out, at
+most WindowSize of them (MoreAvailable when more remain), and only what was sent enters
+the snapshot. A collection with nothing to say keeps its key.
+
+Requests without all their collections (12.1+, 2.2.1.21.1 and 2.2.3.131): an empty body
+replays the last full request (cache key ``"sync"``), Partial merges the collections it
+names into it; nothing cached is status 13. Unchanged collections are left out of the
+response, and a response with nothing in it is an empty body. Wait (minutes, 12.1+) and
+HeartbeatInterval (seconds, 14.0+) turn a request without changes into a long poll
+(``ctx.wait``); out of bounds they are status 14 with Limit.
+
+Status codes (2.2.3.177.17) are per collection except 4 (malformed request), 13, 14 and
+15 (too many collections), which answer the whole request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from eas import hierarchy as hier
+from eas.backend import BackendError, Email, FolderNotFound, FolderType, ItemNotFound, QuotaExceeded
+from eas.context import Context
+from eas.items import filter_since, server_id, split_server_id
+from eas.items.email import (
+    draft_mime,
+    mime_mode,
+    parse_body_options,
+    parse_email_change,
+    write_email,
+    write_email_flags,
+)
+from eas.protocol.errors import ProtocolError, ServiceUnavailable
+from eas.protocol.http import HTTPResponse
+from eas.protocol.versions import Version, has_tag
+from eas.state.model import CollectionState, diff
+from eas.tags import AirSync as A
+from eas.wbxml import Node, Writer
+
+log = logging.getLogger("eas.sync")
+
+# Sync Status, MS-ASCMD 2.2.3.177.17.
+OK = 1
+INVALID_SYNC_KEY = 3
+PROTOCOL_ERROR = 4
+SERVER_ERROR = 5
+CONVERSION_ERROR = 6
+CONFLICT = 7
+OBJECT_NOT_FOUND = 8
+CANNOT_COMPLETE = 9
+HIERARCHY_CHANGED = 12
+INCOMPLETE_REQUEST = 13
+INVALID_WAIT = 14
+TOO_MANY_COLLECTIONS = 15
+RETRY = 16
+
+CACHE_KEY = "sync"
+SUPPORTED_CLASSES = frozenset({"Email"})
+_MAX_ID = 256  # longest ServerId/ClientId/CollectionId taken from a device
+_V121 = Version("12.1")
+_V14 = Version("14.0")
+_V16 = Version("16.0")
+# ClientIds remembered per collection: a device resending an Add, in the same request
+# after a lost response or in a later one, gets the ServerId it was given.
+_CLIENT_IDS_KEPT = 256
+
+
+class _Refusal(Exception):
+    """The whole request is answered with a top-level Status (and Limit for 14)."""
+
+    def __init__(self, status: int, limit: int | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.limit = limit
+
+
+@dataclass(slots=True)
+class CollectionRequest:
+    """One Collection of a request (or of the cached request, ``sync_key`` None)."""
+
+    collection_id: str
+    sync_key: str | None = None
+    get_changes: bool | None = None
+    deletes_as_moves: bool = True
+    window_size: int | None = None
+    conversation_mode: bool | None = None
+    options: list[Node] = field(default_factory=list)
+    commands: Node | None = None
+    error: str = ""  # malformed: status 4, state untouched
+
+
+@dataclass(slots=True)
+class SyncRequest:
+    collections: list[CollectionRequest]
+    wait: int | None = None  # seconds
+    window_size: int | None = None
+    replayed: bool = False  # empty or partial: unchanged collections stay quiet
+
+
+@dataclass(slots=True)
+class _Result:
+    """What one collection's response says."""
+
+    collection_id: str
+    sync_key: str
+    status: int = OK
+    item_class: str | None = None
+    key_changed: bool = False
+    more: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    responses: list[tuple[Any, ...]] = field(default_factory=list)
+    commands: list[tuple[Any, ...]] = field(default_factory=list)
+    backend_id: str = ""
+
+    @property
+    def quiet(self) -> bool:
+        return (self.status == OK and not self.key_changed and not self.more and not self.responses
+                and not self.commands)
+
+
+# -- the handler -----------------------------------------------------------------------------
+
+
+async def handle(ctx: Context) -> HTTPResponse:
+    """MS-ASCMD 2.2.1.21."""
+    try:
+        request = await _request(ctx)
+    except _Refusal as refusal:
+        return _refuse(ctx, refusal)
+    results = await _run(ctx, request)
+    if request.wait is not None and all(r.quiet for r in results):
+        deadline = time.monotonic() + request.wait
+        folders = [r.backend_id for r in results if r.backend_id]
+        while all(r.quiet for r in results):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or await ctx.wait(folders, remaining) != "changed":
+                return ctx.respond()  # 2.2.1.21.2: nothing changed, an empty response
+            results = await _run(ctx, request)
+    return _respond(ctx, request, results)
+
+
+async def _run(ctx: Context, request: SyncRequest) -> list[_Result]:
+    budget = request.window_size
+    results = []
+    for creq in request.collections:
+        result = await _collection(ctx, creq, budget)
+        if budget is not None:
+            budget = max(0, budget - len(result.commands))
+        results.append(result)
+    return results
+
+
+def _refuse(ctx: Context, refusal: _Refusal) -> HTTPResponse:
+    w = Writer()
+    with w.tag(A.Sync):
+        w.leaf(A.Status, refusal.status)
+        if refusal.limit is not None and ctx.has(A.Limit):
+            w.leaf(A.Limit, refusal.limit)
+    return ctx.respond(w)
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+def _text(node: Node) -> str:
+    text = node.text
+    if not isinstance(text, str):
+        raise ProtocolError(f"{node!r} must hold text")
+    return text
+
+
+def _int(node: Node) -> int:
+    text = _text(node).strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        raise ProtocolError(f"not an integer: {text!r}")
+    return int(text)
+
+
+def _bool(node: Node) -> bool:
+    """0/1, an empty element meaning 1 (GetChanges, DeletesAsMoves, ConversationMode)."""
+    text = node.text
+    if text is None or text == "":
+        return True
+    if text in ("0", "1"):
+        return text == "1"
+    raise ProtocolError(f"not a boolean: {text!r}")
+
+
+async def _request(ctx: Context) -> SyncRequest:
+    """The request to carry out: the body's, or the cached one it leaves out (12.1+)."""
+    body = ctx.body
+    can_replay = ctx.version >= _V121
+    cache = await ctx.state.cache()
+    cached = cache.get(CACHE_KEY) if can_replay else None
+    if body is None:
+        if not can_replay:
+            raise _Refusal(PROTOCOL_ERROR)
+        if not cached:
+            raise _Refusal(INCOMPLETE_REQUEST)
+        return _from_cache(ctx, cached, [], None)
+    if body.tag != A.Sync:
+        raise _Refusal(PROTOCOL_ERROR)
+    partial = False
+    wait: int | None = None
+    window: int | None = None
+    collections: list[CollectionRequest] | None = None
+    try:
+        for child in body.children:
+            tag = child.tag
+            if tag == A.Partial:
+                partial = True
+            elif tag == A.Wait and ctx.has(A.Wait):
+                if wait is not None:
+                    raise ProtocolError("Wait and HeartbeatInterval together")
+                wait = _wait(ctx, _int(child), 60)
+            elif tag == A.HeartbeatInterval and ctx.has(A.HeartbeatInterval):
+                if wait is not None:
+                    raise ProtocolError("Wait and HeartbeatInterval together")
+                wait = _wait(ctx, _int(child), 1)
+            elif tag == A.WindowSize:
+                window = _window(ctx, _int(child))
+            elif tag == A.Collections:
+                collections = [_collection_request(c) for c in child.children if c.tag == A.Collection]
+    except ProtocolError:
+        raise _Refusal(PROTOCOL_ERROR) from None
+    if collections is not None:
+        ids = [c.collection_id for c in collections]
+        if len(set(ids)) != len(ids):
+            raise _Refusal(PROTOCOL_ERROR)
+        if len(ids) > ctx.config.max_sync_collections:
+            raise _Refusal(TOO_MANY_COLLECTIONS)
+    if (partial or collections is None) and can_replay:
+        if not cached:
+            raise _Refusal(INCOMPLETE_REQUEST)
+        request = _from_cache(ctx, cached, collections or [], wait, window, explicit_wait=wait is not None)
+    elif collections is None:
+        raise _Refusal(PROTOCOL_ERROR)
+    else:
+        request = SyncRequest(collections, wait, window)
+    if can_replay:
+        _remember(ctx, cache, request)
+    if len(request.collections) > ctx.config.max_sync_collections:
+        raise _Refusal(TOO_MANY_COLLECTIONS)
+    return request
+
+
+def _wait(ctx: Context, value: int, unit: int) -> int:
+    """Wait (minutes) or HeartbeatInterval (seconds) in seconds; 14 with Limit (in the
+    element's unit) when outside ``config.min_heartbeat..max_heartbeat``."""
+    low = -(-ctx.config.min_heartbeat // unit)
+    high = ctx.config.max_heartbeat // unit
+    if value < low:
+        raise _Refusal(INVALID_WAIT, low)
+    if value > high:
+        raise _Refusal(INVALID_WAIT, high)
+    return value * unit
+
+
+def _window(ctx: Context, value: int) -> int:
+    """WindowSize (2.2.3.199): 1..max_window_size; larger asks get the maximum."""
+    return max(1, min(value, ctx.config.max_window_size))
+
+
+def _collection_request(node: Node) -> CollectionRequest:
+    creq = CollectionRequest("")
+    have_id = False
+    for child in node.children:
+        tag = child.tag
+        try:
+            if tag == A.SyncKey:
+                creq.sync_key = child.text if isinstance(child.text, str) else ""  # "" is no key: status 3
+            elif tag == A.CollectionId:
+                creq.collection_id = _text(child)
+                have_id = True
+            elif tag == A.GetChanges:
+                creq.get_changes = _bool(child)
+            elif tag == A.DeletesAsMoves:
+                creq.deletes_as_moves = _bool(child)
+            elif tag == A.WindowSize:
+                creq.window_size = _int(child)
+            elif tag == A.ConversationMode:
+                creq.conversation_mode = _bool(child)
+            elif tag == A.Options:
+                creq.options.append(child)
+            elif tag == A.Commands:
+                _check_commands(child)
+                creq.commands = child
+        except ProtocolError as e:
+            creq.error = creq.error or str(e)
+    if not have_id or not creq.collection_id or len(creq.collection_id) > _MAX_ID:
+        raise ProtocolError("a Collection without a usable CollectionId")
+    if creq.sync_key is None and not creq.error:
+        creq.error = "a Collection without SyncKey"
+    return creq
+
+
+def _check_commands(node: Node) -> None:
+    """Every command names what it applies to (checked before anything is applied)."""
+    for cmd in node.children:
+        if cmd.tag == A.Add:
+            wanted = A.ClientId
+        elif cmd.tag in (A.Change, A.Delete, A.Fetch):
+            wanted = A.ServerId
+        else:
+            raise ProtocolError(f"unknown command {cmd!r}")
+        value = cmd.findtext(wanted)
+        if not isinstance(value, str) or not value or len(value) > _MAX_ID:
+            raise ProtocolError(f"{cmd!r} without a usable id")
+
+
+def _from_cache(ctx: Context, cached: dict[str, Any], named: list[CollectionRequest], wait: int | None,
+                window: int | None = None, *, explicit_wait: bool = False) -> SyncRequest:
+    """The cached request with the collections of a Partial one merged in (2.2.3.131):
+    those it names as sent, the others as last sent, at their current SyncKey."""
+    by_id = {c.collection_id: c for c in named}
+    collections: list[CollectionRequest] = []
+    for entry in cached.get("collections", []):
+        cid = entry["id"]
+        if cid in by_id:
+            collections.append(by_id.pop(cid))
+            continue
+        collections.append(CollectionRequest(
+            cid, None, entry.get("get_changes"), entry.get("deletes_as_moves", True), entry.get("window_size"),
+            entry.get("conversation_mode")))
+    collections.extend(by_id.values())
+    return SyncRequest(collections, wait if explicit_wait else cached.get("wait"),
+                       window if window is not None else cached.get("window_size"), replayed=True)
+
+
+def _remember(ctx: Context, cache: dict[str, Any], request: SyncRequest) -> None:
+    """Cache the request's parameters (not its commands) for empty and partial requests;
+    a malformed request leaves the cache as it was."""
+    if any(c.error for c in request.collections):
+        return
+    entries = [{"id": c.collection_id, "get_changes": c.get_changes, "deletes_as_moves": c.deletes_as_moves,
+                "window_size": c.window_size, "conversation_mode": c.conversation_mode}
+               for c in request.collections]
+    value = {"collections": entries, "wait": request.wait, "window_size": request.window_size}
+    if cache.get(CACHE_KEY) != value:
+        cache[CACHE_KEY] = value
+        ctx.state.cache_changed()
+
+
+def _forget(ctx: Context, cache: dict[str, Any], collection_id: str) -> None:
+    """Take a collection out of the cached request (its state was reset)."""
+    cached = cache.get(CACHE_KEY)
+    if cached:
+        kept = [e for e in cached["collections"] if e["id"] != collection_id]
+        if len(kept) != len(cached["collections"]):
+            cached["collections"] = kept
+            ctx.state.cache_changed()
+
+
+# -- one collection --------------------------------------------------------------------------
+
+
+def _reset(state: CollectionState) -> None:
+    """Forget what the device has; the key counter stays (keys only move forward)."""
+    state.snapshot = {}
+    state.client_ids = {}
+    state.previous = None
+    state.extra = {}
+
+
+def _choose_options(creq: CollectionRequest, item_class: str, version: Version) -> dict[str, Any] | None:
+    """The parsed Options for the collection's own class (an SMS Options is not ours)."""
+    for node in creq.options:
+        klass = node.findtext(A.Class)
+        if klass in (None, item_class):
+            return parse_body_options(node, version, default_class=item_class)
+    return None
+
+
+async def _collection(ctx: Context, creq: CollectionRequest, budget: int | None) -> _Result:
+    cid = creq.collection_id
+    key_text = creq.sync_key
+    result = _Result(cid, key_text if key_text is not None and hier.parse_key(key_text) is not None else "0")
+    if creq.error:
+        result.status = PROTOCOL_ERROR
+        return result
+    folder = await hier.collection_folder(ctx, cid)
+    if folder is None:
+        result.status = HIERARCHY_CHANGED
+        return result
+    item_class = folder.item_class or "Email"
+    result.item_class = folder.item_class
+    result.backend_id = folder.backend_id
+    try:
+        options = _choose_options(creq, item_class, ctx.version)
+        if options is not None and item_class == "Email" and options["filter_type"] > 7:
+            raise ProtocolError("FilterType 8 is for tasks")
+    except ProtocolError:
+        result.status = PROTOCOL_ERROR
+        return result
+    state = await ctx.state.collection(cid)
+    if key_text is None:  # from the cached request: the key last handed out
+        if state is None or state.sync_key == 0:
+            result.status = INCOMPLETE_REQUEST
+            return result
+        key_text = str(state.sync_key)
+        result.sync_key = key_text
+    key = hier.parse_key(key_text)
+    try:
+        if key == 0:
+            return _initial(ctx, creq, folder, state, options, result)
+        if state is None or state.backend_id != folder.backend_id:
+            return await _invalid_key(ctx, state, result)
+        dirty = False
+        if key == state.sync_key:
+            pass
+        elif state.previous is not None and key == state.previous["sync_key"]:
+            state.rewind()
+            dirty = True
+        else:
+            return await _invalid_key(ctx, state, result)
+        if options is not None:
+            options["conversation_mode"] = state.options.get("conversation_mode", False)
+            dirty = dirty or options != state.options
+            state.options = options
+        elif not state.options:
+            state.options = parse_body_options(None, ctx.version, default_class=item_class)
+            dirty = True
+        if creq.conversation_mode is not None and state.options.get("conversation_mode") != creq.conversation_mode:
+            state.options["conversation_mode"] = creq.conversation_mode
+            dirty = True
+        result.options = state.options
+        await _normal(ctx, creq, folder, state, result, budget, dirty)
+    except FolderNotFound:
+        result.status = HIERARCHY_CHANGED
+    except ServiceUnavailable:
+        result.status = RETRY
+    except BackendError:
+        log.exception("Sync of collection %s failed", cid)
+        result.status = SERVER_ERROR
+    if result.status != OK:
+        result.commands, result.more = [], False
+    return result
+
+
+def _initial(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolder, state: CollectionState | None,
+             options: dict[str, Any] | None, result: _Result) -> _Result:
+    """SyncKey 0: a clean state under the next key, no items yet (2.2.3.181.4). A second
+    initial Sync of the same folder moves the key on again; the first key stays valid as
+    the previous one, so either response the device keeps works."""
+    if state is None:
+        state = CollectionState(folder.collection_id, folder.backend_id)
+    _reset(state)
+    state.backend_id = folder.backend_id
+    state.options = options or parse_body_options(None, ctx.version, default_class=folder.item_class or "Email")
+    if creq.conversation_mode is not None:
+        state.options["conversation_mode"] = creq.conversation_mode
+    state.advance()
+    ctx.state.put_collection(state)
+    result.sync_key = str(state.sync_key)
+    result.key_changed = True
+    result.options = state.options
+    return result
+
+
+async def _invalid_key(ctx: Context, state: CollectionState | None, result: _Result) -> _Result:
+    """Status 3: the device starts this collection over with SyncKey 0."""
+    result.status = INVALID_SYNC_KEY
+    result.sync_key = "0"
+    if state is not None:
+        _reset(state)
+        state.sync_key += 1  # the key the device had is no longer valid either
+        ctx.state.put_collection(state)
+    _forget(ctx, await ctx.state.cache(), result.collection_id)
+    return result
+
+
+async def _normal(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolder, state: CollectionState,
+                  result: _Result, budget: int | None, dirty: bool) -> None:
+    applied = False
+    if creq.commands is not None:
+        applied = await _client_commands(ctx, creq, folder, state, result)
+    sent: list[tuple[str, str, str]] = []  # (kind, backend item id, stamp)
+    get_changes = True if creq.get_changes is None else creq.get_changes
+    if get_changes and folder.item_class in SUPPORTED_CLASSES:
+        window = _window(ctx, creq.window_size) if creq.window_size is not None else min(
+            ctx.config.default_window_size, ctx.config.max_window_size)
+        if budget is not None:
+            window = min(window, budget)
+        plan = await pending_changes(ctx, folder.backend_id, state)
+        result.more = len(plan) > window
+        sent = await _server_changes(ctx, folder, state, plan[:window], result)
+    if applied or sent:
+        state.advance()
+        snapshot = state.snapshot
+        for kind, item, stamp in sent:
+            if kind in ("Add", "Change"):
+                snapshot[item] = stamp
+            else:
+                snapshot.pop(item, None)
+        result.key_changed = True
+        dirty = True
+    if dirty:
+        ctx.state.put_collection(state)
+    result.sync_key = str(state.sync_key)
+
+
+async def pending_changes(ctx: Context, backend_id: str, state: CollectionState) -> list[tuple[str, str, str]]:
+    """What the next Sync would send, in sending order: ``(kind, backend item id, stamp)``
+    with kind Delete, SoftDelete (left the FilterType window, 2.2.3.172), Change, Add
+    (newest first). GetItemEstimate counts these."""
+    since = filter_since(int(state.options.get("filter_type", 0) or 0))
+    current = await ctx.backend.item_stamps(ctx.user, backend_id, since)
+    added, changed, deleted = diff(state.snapshot, current)
+    plan: list[tuple[str, str, str]] = []
+    if deleted:
+        everything = await ctx.backend.item_stamps(ctx.user, backend_id) if since is not None else {}
+        plan = [("SoftDelete" if item in everything else "Delete", item, "") for item in deleted]
+    plan.extend(("Change", item, current[item]) for item in changed)
+    plan.extend(("Add", item, current[item]) for item in reversed(added))
+    return plan
+
+
+async def _fetch(ctx: Context, backend_id: str, ids: list[str], options: dict[str, Any]) -> dict[str, Email]:
+    """The mails by id, with their MIME bytes where the options will send them."""
+    if not ids:
+        return {}
+    mode = mime_mode(options, ctx.version)
+    emails = await ctx.backend.fetch_emails(ctx.user, backend_id, ids, mime=mode == 2)
+    found = {e.id: e for e in emails}
+    if mode == 1:
+        smime = [e.id for e in emails if e.message_class.startswith("IPM.Note.SMIME")]
+        if smime:
+            for e in await ctx.backend.fetch_emails(ctx.user, backend_id, smime, mime=True):
+                found[e.id] = e
+    return found
+
+
+async def _server_changes(ctx: Context, folder: hier.CollectionFolder, state: CollectionState,
+                          chosen: list[tuple[str, str, str]], result: _Result) -> list[tuple[str, str, str]]:
+    """Turn the chosen changes into response commands; returns what was actually sent (a
+    mail gone between listing and fetching is left for the next Sync)."""
+    cid = folder.collection_id
+    wanted = [item for kind, item, _ in chosen if kind in ("Add", "Change")]
+    emails = await _fetch(ctx, folder.backend_id, wanted, state.options)
+    sent: list[tuple[str, str, str]] = []
+    commands = result.commands
+    for kind, item, stamp in chosen:
+        if kind in ("Delete", "SoftDelete"):
+            commands.append((kind, server_id(cid, item), None))
+        else:
+            email = emails.get(item)
+            if email is None:
+                continue
+            commands.append((kind, server_id(cid, item), email))
+        sent.append((kind, item, stamp))
+    return sent
+
+
+async def _client_commands(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolder,
+                           state: CollectionState, result: _Result) -> bool:
+    """Apply the device's Add/Change/Delete/Fetch (2.2.3.32); the Responses element gets
+    successful Adds and Fetches and every failure (2.2.3.154). True if state changed."""
+    assert creq.commands is not None
+    applied = False
+    current: dict[str, str] | None = None  # the folder's stamps, for conflict detection
+    cid = folder.collection_id
+    responses = result.responses
+    for cmd in creq.commands.children:
+        if cmd.tag == A.Add:
+            client_id = str(cmd.findtext(A.ClientId))
+            status, sid = await _client_add(ctx, cmd, folder, state, client_id)
+            responses.append(("Add", client_id, sid, status))
+            applied = applied or (status == OK and sid is not None)
+            continue
+        sid = str(cmd.findtext(A.ServerId))
+        parsed = split_server_id(sid)
+        item = parsed[1] if parsed is not None and parsed[0] == cid else None
+        if cmd.tag == A.Fetch:
+            email = None
+            if item is not None and item in state.snapshot:
+                emails = await _fetch(ctx, folder.backend_id, [item], state.options)
+                email = emails.get(item)
+            responses.append(("Fetch", sid, OK if email else OBJECT_NOT_FOUND, email))
+            continue
+        if item is None or item not in state.snapshot:
+            responses.append((_NAMES[cmd.tag], sid, OBJECT_NOT_FOUND))
+            continue
+        if cmd.tag == A.Delete:
+            permanently = not creq.deletes_as_moves or folder.type == FolderType.DELETED_ITEMS
+            try:
+                await ctx.backend.delete_item(ctx.user, folder.backend_id, item, permanently=permanently)
+            except ItemNotFound:
+                responses.append(("Delete", sid, OBJECT_NOT_FOUND))
+            state.snapshot.pop(item, None)
+            applied = True
+            continue
+        # Change
+        data = cmd.find(A.ApplicationData)
+        if data is None:
+            continue
+        if folder.item_class != "Email":
+            responses.append(("Change", sid, CONVERSION_ERROR))
+            continue
+        try:
+            change = parse_email_change(data, ctx.version)
+        except ProtocolError:
+            responses.append(("Change", sid, CONVERSION_ERROR))
+            continue
+        if state.options.get("conflict", 1) != 0:  # the server's object wins (2.2.3.34)
+            if current is None:
+                current = await ctx.backend.item_stamps(ctx.user, folder.backend_id)
+            if item not in current:
+                responses.append(("Change", sid, OBJECT_NOT_FOUND))
+                continue
+            if current[item] != state.snapshot[item]:
+                responses.append(("Change", sid, CONFLICT))
+                continue
+        try:
+            stamp = await ctx.backend.change_email(ctx.user, folder.backend_id, item, change)
+        except ItemNotFound:
+            responses.append(("Change", sid, OBJECT_NOT_FOUND))
+            continue
+        state.snapshot[item] = stamp
+        if current is not None:
+            current[item] = stamp
+        applied = True
+    return applied
+
+
+_NAMES = {A.Change: "Change", A.Delete: "Delete", A.Fetch: "Fetch"}
+
+
+async def _client_add(ctx: Context, cmd: Node, folder: hier.CollectionFolder, state: CollectionState,
+                      client_id: str) -> tuple[int, str | None]:
+    """A device's Add: ``(status, ServerId)``. Mail can be added only as a 16.x draft in
+    the Drafts folder (MS-ASEMAIL 3.1.5.3.6); a ClientId already answered is answered
+    again with its ServerId instead of being added twice."""
+    known = state.client_ids.get(client_id)
+    if known is not None:
+        return OK, known
+    if folder.item_class != "Email" or ctx.version < _V16 or folder.type != FolderType.DRAFTS:
+        return CONVERSION_ERROR, None
+    data = cmd.find(A.ApplicationData)
+    if data is None:
+        return PROTOCOL_ERROR, None
+    try:
+        mime = draft_mime(data, ctx.version, ctx.user)
+    except ProtocolError:
+        return CONVERSION_ERROR, None
+    try:
+        item, stamp = await ctx.backend.add_email(ctx.user, folder.backend_id, mime, read=True, is_draft=True)
+    except QuotaExceeded:
+        return CANNOT_COMPLETE, None
+    sid = server_id(folder.collection_id, item)
+    state.snapshot[item] = stamp
+    ids = state.client_ids
+    ids[client_id] = sid
+    while len(ids) > _CLIENT_IDS_KEPT:  # the oldest first (dicts keep insertion order)
+        del ids[next(iter(ids))]
+    return OK, sid
+
+
+# -- the response ----------------------------------------------------------------------------
+
+
+def _respond(ctx: Context, request: SyncRequest, results: list[_Result]) -> HTTPResponse:
+    version = ctx.version
+    replay = version >= _V121
+    shown = [r for r in results if not (replay and r.quiet)]
+    if not shown:
+        return ctx.respond()  # 2.2.1.21.2: the empty Sync response
+    with_class = has_tag(A.Class, version) and version < _V14
+    w = Writer()
+    leaf = w.leaf
+    with w.tag(A.Sync), w.tag(A.Collections):
+        for r in shown:
+            with w.tag(A.Collection):
+                if with_class and r.item_class:
+                    leaf(A.Class, r.item_class)
+                leaf(A.SyncKey, r.sync_key)
+                leaf(A.CollectionId, r.collection_id)
+                leaf(A.Status, r.status)
+                if r.responses:
+                    _write_responses(w, r, version)
+                if r.more:
+                    w.empty(A.MoreAvailable)
+                if r.commands:
+                    _write_commands(w, r, version)
+    return ctx.respond(w)
+
+
+def _write_responses(w: Writer, r: _Result, version: Version) -> None:
+    with w.tag(A.Responses):
+        for entry in r.responses:
+            kind = entry[0]
+            if kind == "Add":
+                _, client_id, sid, status = entry
+                with w.tag(A.Add):
+                    w.leaf(A.ClientId, client_id)
+                    if sid is not None:
+                        w.leaf(A.ServerId, sid)
+                    w.leaf(A.Status, status)
+            elif kind == "Fetch":
+                _, sid, status, email = entry
+                with w.tag(A.Fetch):
+                    w.leaf(A.ServerId, sid)
+                    w.leaf(A.Status, status)
+                    if email is not None:
+                        with w.tag(A.ApplicationData):
+                            write_email(w, email, version, _untruncated(r.options))
+            else:
+                _, sid, status = entry
+                with w.tag(A.Change if kind == "Change" else A.Delete):
+                    w.leaf(A.ServerId, sid)
+                    w.leaf(A.Status, status)
+
+
+def _untruncated(options: dict[str, Any]) -> dict[str, Any]:
+    """Fetch asks for the whole item (2.2.3.67.2): the options without truncation."""
+    out = dict(options)
+    out["truncation"] = out["mime_truncation"] = None
+    out["body_preferences"] = [dict(p, truncation_size=None) for p in options.get("body_preferences", [])]
+    return out
+
+
+def _write_commands(w: Writer, r: _Result, version: Version) -> None:
+    options = r.options
+    tag = w.tag
+    leaf = w.leaf
+    with tag(A.Commands):
+        for kind, sid, email in r.commands:
+            if kind == "Add":
+                with tag(A.Add):
+                    leaf(A.ServerId, sid)
+                    with tag(A.ApplicationData):
+                        write_email(w, email, version, options)
+            elif kind == "Change":
+                with tag(A.Change):
+                    leaf(A.ServerId, sid)
+                    with tag(A.ApplicationData):
+                        if email.is_draft:  # a draft's content can change; a delivered mail's cannot
+                            write_email(w, email, version, options)
+                        else:
+                            write_email_flags(w, email, version)
+            else:
+                with tag(A.SoftDelete if kind == "SoftDelete" else A.Delete):
+                    leaf(A.ServerId, sid)
