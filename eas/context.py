@@ -29,6 +29,7 @@ class Context:
     user: str
     state: DeviceState
     body: Node | None
+    changes_seen: int = 0  # the user's change counter when the request began (see ActiveSync.wait_for_changes)
 
     @property
     def backend(self) -> Backend:

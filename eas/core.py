@@ -138,6 +138,7 @@ class ActiveSync:
         self._locks: dict[tuple[str, str], _DeviceLock] = {}
         self._superseders: dict[tuple[str, str], asyncio.Event] = {}
         self._waiters: dict[str, set[_Waiter]] = {}
+        self._changes: dict[str, int] = {}  # per user, counts wake-ups delivered
         self._auth_cache: dict[bytes, tuple[str, float]] = {}
         self._auth_key = secrets.token_bytes(32)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -215,7 +216,7 @@ class ActiveSync:
                 await state.commit()
                 raise EASError("device must provision", status=problem, http_status=st.RETRY_AFTER_PROVISIONING)
         body = self._body(request, info)
-        ctx = Context(self, request, account, state, body)
+        ctx = Context(self, request, account, state, body, self._changes.get(account, 0))
         response = await handle(ctx)
         await state.commit()
         return response
@@ -337,6 +338,7 @@ class ActiveSync:
             loop.call_later(self.config.notification_latency, self._wake, user, tuple(folder_ids))
 
     def _wake(self, user: str, folder_ids: Collection[str]) -> None:
+        self._changes[user] = self._changes.get(user, 0) + 1
         for waiter in list(self._waiters.get(user, ())):
             if not folder_ids or not waiter.folders.isdisjoint(folder_ids):
                 waiter.event.set()
@@ -360,6 +362,13 @@ class ActiveSync:
         superseded = self._superseders[key] = asyncio.Event()
         self._waiters.setdefault(ctx.user, set()).add(waiter)
         try:
+            # A change that came after the request began, before the waiter was in place
+            # (while the handler checked, or while the state was committed), is not lost:
+            # the handler is sent back to check again.
+            seen = self._changes.get(ctx.user, 0)
+            if seen != ctx.changes_seen:
+                ctx.changes_seen = seen
+                return "changed"
             changed = asyncio.ensure_future(waiter.event.wait())
             ended = asyncio.ensure_future(superseded.wait())
             done, pending = await asyncio.wait({changed, ended}, timeout=timeout,
@@ -367,6 +376,7 @@ class ActiveSync:
             for task in pending:
                 task.cancel()
             if changed in done:
+                ctx.changes_seen = self._changes.get(ctx.user, 0)
                 return "changed"
             if ended in done:
                 return "superseded"

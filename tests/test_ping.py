@@ -317,3 +317,28 @@ def test_a_parked_ping_holds_no_sync_state(tmp_path: Path) -> None:
         assert answer(await asyncio.wait_for(task, 5)) == ("2", [d.ids["Inbox"]])
 
     run(scenario())
+
+
+def test_a_change_between_the_check_and_the_wait_is_not_lost(tmp_path: Path) -> None:
+    """Mail delivered while the Ping commits its state (after its catch-up check, before
+    it listens) still ends the Ping at once instead of at the heartbeat."""
+
+    async def scenario() -> None:
+        d = await Device.open(tmp_path)
+        await d.synced("Inbox")
+        state_store = d.app.store
+        commit = state_store.commit
+        delivered: list[float] = []
+
+        async def commit_then_deliver(device, blobs):  # type: ignore[no-untyped-def]
+            await commit(device, blobs)
+            if not delivered:  # the first commit of the Ping: its parameters, just before the wait
+                delivered.append(time.monotonic())
+                d.store.deliver(ALICE, MAIL, folder="Inbox")
+
+        state_store.commit = commit_then_deliver  # type: ignore[method-assign]
+        r = await asyncio.wait_for(d.ping(20, "Inbox"), 5)
+        assert delivered and time.monotonic() - delivered[0] < 1.0
+        assert answer(r) == ("2", [d.ids["Inbox"]])
+
+    run(scenario())
