@@ -279,6 +279,7 @@ def test_serve_plain_http_and_wake_on_deliver(tmp_path: Path, implementation: st
             # A Ping held at shutdown (on an empty folder: it would wait 300 s) is answered
             # with status 1 at once, and the SIGTERM exit is quick and clean.
             deleted = next(a.findtext(FH.ServerId) for a in changes.findall(FH.Add) if a.findtext(FH.Type) == "4")
+            assert isinstance(deleted, str)
             held = asyncio.ensure_future(c.command(
                 "Ping", '<Ping xmlns="Ping:"><HeartbeatInterval>300</HeartbeatInterval><Folders><Folder>'
                         f'<Id>{deleted}</Id><Class>Email</Class></Folder></Folders></Ping>'))

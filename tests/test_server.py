@@ -12,6 +12,7 @@ import socket
 import ssl
 import stat
 import threading
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -147,8 +148,12 @@ def test_socket_path_longer_than_sun_path(tmp_path: Path) -> None:
 
     async def scenario() -> tuple[str, tuple[str, ...]]:
         got: asyncio.Future[tuple[str, tuple[str, ...]]] = asyncio.get_running_loop().create_future()
+        def callback(user: str, folders: Collection[str]) -> None:
+            if not got.done():
+                got.set_result((user, tuple(folders)))
+
         listener = UnixSocketNotifier(path)
-        await listener.subscribe(lambda user, folders: got.done() or got.set_result((user, tuple(folders))))
+        await listener.subscribe(callback)
         assert path.exists()
         UnixSocketNotifier(path).publish("alice@example.com", ["9"])
         result = await asyncio.wait_for(got, 5)
@@ -283,6 +288,7 @@ def test_build_serves_a_data_dir_and_the_socket_wakes_a_ping(tmp_path: Path) -> 
             changes = r.node.find(FH.Changes) if r.node is not None else None
             assert changes is not None, r
             inbox = next(a.findtext(FH.ServerId) for a in changes.findall(FH.Add) if a.findtext(FH.Type) == "2")
+            assert isinstance(inbox, str)
             ping = asyncio.ensure_future(c.command(
                 "Ping", '<Ping xmlns="Ping:"><HeartbeatInterval>60</HeartbeatInterval><Folders><Folder>'
                         f'<Id>{inbox}</Id><Class>Email</Class></Folder></Folders></Ping>'))
