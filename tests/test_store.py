@@ -665,3 +665,21 @@ def test_processes_opening_a_new_file_together(tmp_path: Path) -> None:
     with ReferenceStore(path) as s:
         assert s.list_users() == [f"u{i}@example.com" for i in range(4)]
         assert s._conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_ids_are_never_given_twice(tmp_path: Path) -> None:
+    """Devices keep ids: a new folder or mail must not take the id of a deleted one."""
+    store = ReferenceStore(tmp_path / "mail.db")
+    store.add_user("carol@example.com", "pw")
+
+    async def scenario() -> None:
+        folder = await store.create_folder("carol@example.com", "", "Old", FolderType.USER_MAIL)
+        await store.delete_folder("carol@example.com", folder.id)
+        again = await store.create_folder("carol@example.com", "", "New", FolderType.USER_MAIL)
+        assert again.id != folder.id
+        first = store.deliver("carol@example.com", b"Subject: a\r\n\r\nx\r\n")
+        inbox = next(f.id for f in await store.folders("carol@example.com") if f.type == FolderType.INBOX)
+        await store.delete_item("carol@example.com", inbox, first, permanently=True)
+        assert store.deliver("carol@example.com", b"Subject: b\r\n\r\ny\r\n") != first
+
+    asyncio.run(scenario())

@@ -32,8 +32,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX users_local_part ON users (local_part);
 
+    -- AUTOINCREMENT: an id is never given twice, since devices keep ids (a reused id
+    -- would make a new folder or mail look like a change of a deleted one).
     CREATE TABLE folders (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
         parent_id INTEGER REFERENCES folders (id) ON DELETE CASCADE,
         name TEXT NOT NULL,
@@ -43,7 +45,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX folders_sibling_name ON folders (user_id, coalesce(parent_id, 0), name COLLATE NOCASE);
 
     CREATE TABLE messages (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
         folder_id INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
         modseq INTEGER NOT NULL,
