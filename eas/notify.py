@@ -2,18 +2,20 @@
 deliver``, an MTA's delivery hook, an admin tool) wakes the Pings held by another (``eas
 serve``).
 
-A ``Notifier`` has two sides: ``publish(user, folder_ids)`` tells every listening server
-that these backend folders of ``user`` changed (empty: anywhere), and ``subscribe(callback)``
-makes this process one of the listeners, calling ``callback`` (``ActiveSync.notify``) for
-each message. ``UnixSocketNotifier`` is the one-machine implementation: one Unix datagram
-socket in the data dir (``notify.sock``, mode 0600, so only the server's own account can
-wake it). A PostgreSQL LISTEN/NOTIFY or Redis pub/sub notifier for several machines takes
-its place behind the same three methods.
+A ``Notifier`` has two sides. ``publish(user, folder_ids)`` tells every listening server
+that these backend folders of ``user`` changed (empty: anywhere); ``publish_account(user)``
+that the account's password or status changed. ``subscribe(callback, on_account)`` makes
+this process one of the listeners, calling ``callback`` (``ActiveSync.notify``) for each
+change and ``on_account`` for each account event. ``UnixSocketNotifier`` is the
+one-machine implementation: one Unix datagram socket in the data dir (``notify.sock``,
+mode 0600, so only the server's own account can reach it). A PostgreSQL LISTEN/NOTIFY or
+Redis pub/sub notifier for several machines takes its place behind the same four methods.
 
-The wire format is one datagram per change, UTF-8: ``user TAB folder_id,folder_id,...``
-with ``%``, TAB, ``,`` and line breaks in names escaped as ``%XX``. Delivery is best
-effort, as change notification is everywhere in ActiveSync: a Ping that misses a wake-up
-still ends at its heartbeat, and the next Sync finds the change.
+The wire format is one datagram per event, UTF-8: ``user TAB folder_id,folder_id,...``
+for a change, ``!account TAB user`` for an account event, with ``%``, TAB, ``,``, ``!``
+and line breaks in names escaped as ``%XX``. Delivery is best effort, as change
+notification is everywhere in ActiveSync: a Ping that misses a wake-up still ends at its
+heartbeat, and the next Sync finds the change.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote
@@ -33,6 +36,9 @@ from urllib.parse import unquote
 from eas.backend import Backend, ChangeCallback
 
 log = logging.getLogger("eas.notify")
+
+AccountCallback = Callable[[str], None]
+"""``on_account(user)``: the account's password or status changed."""
 
 SOCKET_NAME = "notify.sock"
 # Datagrams larger than this are refused by the listener; a publisher whose folder list
@@ -50,9 +56,15 @@ class Notifier(Protocol):
         block, and must not fail when nobody listens."""
         ...
 
-    async def subscribe(self, callback: ChangeCallback) -> None:
-        """Start calling ``callback(user, folder_ids)`` for every published change, on
-        the running event loop, until ``close``."""
+    def publish_account(self, user: str) -> None:
+        """Tell the listening servers that ``user``'s password or status changed, so
+        they forget cached logins. Same rules as ``publish``."""
+        ...
+
+    async def subscribe(self, callback: ChangeCallback, on_account: AccountCallback | None = None) -> None:
+        """Start calling ``callback(user, folder_ids)`` for every published change and
+        ``on_account(user)`` for every account change, on the running event loop, until
+        ``close``."""
         ...
 
     async def close(self) -> None:
@@ -65,8 +77,19 @@ class NotifierInUse(OSError):
     the same data dir)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One notification: ``kind`` is ``"change"`` (mail in ``folder_ids`` changed; empty:
+    anywhere) or ``"account"`` (the account's password or status changed: drop what is
+    cached about its logins)."""
+
+    kind: str
+    user: str
+    folder_ids: tuple[str, ...] = ()
+
+
 def encode(user: str, folder_ids: Collection[str]) -> bytes:
-    """One datagram; an over-long folder list becomes "anywhere" (empty)."""
+    """A change datagram; an over-long folder list becomes "anywhere" (empty)."""
     head = _escape(user).encode("utf-8", "surrogatepass") + b"\t"
     body = ",".join(_escape(f) for f in folder_ids).encode("utf-8", "surrogatepass")
     if len(head) + len(body) > MAX_DATAGRAM:
@@ -74,21 +97,36 @@ def encode(user: str, folder_ids: Collection[str]) -> bytes:
     return head + body
 
 
-def decode(data: bytes) -> tuple[str, tuple[str, ...]]:
-    """``(user, folder_ids)`` of a datagram; ``ValueError`` when it is not one."""
+def encode_account(user: str) -> bytes:
+    """An account datagram: ``!account TAB user`` (a user never starts with ``!``: it is
+    escaped)."""
+    return _ACCOUNT + b"\t" + _escape(user).encode("utf-8", "surrogatepass")
+
+
+def decode(data: bytes) -> Message:
+    """The message of a datagram; ``ValueError`` when it is not one."""
     if len(data) > MAX_DATAGRAM:
         raise ValueError("datagram too long")
     text = data.decode("utf-8")
-    user, sep, rest = text.partition("\t")
-    if not sep or not user or "\n" in text or "\t" in rest:
-        raise ValueError("not a change notification")
+    first, sep, rest = text.partition("\t")
+    if not sep or not first or "\n" in text or "\t" in rest:
+        raise ValueError("not a notification")
+    if first == _ACCOUNT.decode():
+        if not rest:
+            raise ValueError("account notification without a user")
+        return Message("account", unquote(rest))
+    if first.startswith("!"):
+        raise ValueError(f"unknown notification {first!r}")
     folders = tuple(unquote(f) for f in rest.split(",")) if rest else ()
-    return unquote(user), folders
+    return Message("change", unquote(first), folders)
+
+
+_ACCOUNT = b"!account"
 
 
 def _escape(value: str) -> str:
-    return value.replace("%", "%25").replace("\t", "%09").replace(",", "%2C").replace("\n", "%0A").replace(
-        "\r", "%0D")
+    return (value.replace("%", "%25").replace("\t", "%09").replace(",", "%2C").replace("\n", "%0A")
+            .replace("\r", "%0D").replace("!", "%21"))
 
 
 class UnixSocketNotifier:
@@ -106,7 +144,12 @@ class UnixSocketNotifier:
     def publish(self, user: str, folder_ids: Collection[str] = ()) -> None:
         """Send one datagram; silent when no server is listening (no socket, or a stale
         one left by a server that died) or when its queue is full."""
-        data = encode(user, folder_ids)
+        self._send(encode(user, folder_ids), user)
+
+    def publish_account(self, user: str) -> None:
+        self._send(encode_account(user), user)
+
+    def _send(self, data: bytes, user: str) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
             s.setblocking(False)
             try:
@@ -123,7 +166,7 @@ class UnixSocketNotifier:
 
     # -- listening (the server) -----------------------------------------------------------
 
-    async def subscribe(self, callback: ChangeCallback) -> None:
+    async def subscribe(self, callback: ChangeCallback, on_account: AccountCallback | None = None) -> None:
         """Bind the socket (mode 0600) and call ``callback`` for each datagram. A stale
         socket file is replaced; a live one raises ``NotifierInUse``."""
         if self._sock is not None:
@@ -147,9 +190,9 @@ class UnixSocketNotifier:
             raise
         self._sock = sock
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.fileno(), self._readable, callback)
+        self._loop.add_reader(sock.fileno(), self._readable, callback, on_account)
 
-    def _readable(self, callback: ChangeCallback) -> None:
+    def _readable(self, callback: ChangeCallback, on_account: AccountCallback | None) -> None:
         sock = self._sock
         if sock is None:
             return
@@ -162,14 +205,17 @@ class UnixSocketNotifier:
                 log.exception("notify: receive failed")
                 return
             try:
-                user, folders = decode(data)
+                message = decode(data)
             except ValueError:
                 log.warning("notify: ignored a malformed datagram of %d bytes", len(data))
                 continue
             try:
-                callback(user, folders)
+                if message.kind == "change":
+                    callback(message.user, message.folder_ids)
+                elif on_account is not None:
+                    on_account(message.user)
             except Exception:
-                log.exception("notify: the change callback failed")
+                log.exception("notify: the %s callback failed", message.kind)
 
     def _remove_stale(self) -> None:
         try:

@@ -289,7 +289,7 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
     # The notify socket and the port first: a second server on the same data dir, or a
     # port in use, stops before anything is created (a demo password nobody saw).
     listener = notifier(folder)
-    await listener.subscribe(activesync.notify)
+    await listener.subscribe(activesync.notify, on_account=lambda user: activesync.forget_credentials())
     sock: socket.socket | None = None
     try:
         sock = listen(options.host, options.effective_port, backlog=BACKLOG)

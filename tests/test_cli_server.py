@@ -263,6 +263,14 @@ def test_serve_plain_http_and_wake_on_deliver(tmp_path: Path, implementation: st
             assert "14.1" in options.headers["ms-asprotocolversions"].split(",")
             denied = await Client(http(server.port), "bob@example.com", "wrong").options()
             assert denied.status == 401
+            # A password changed by `eas user passwd` in another process: the server
+            # forgets the login it had cached, so the old password stops working at once.
+            r = await asyncio.to_thread(eas, "user", "passwd", "bob@example.com", "--password", "pw2",
+                                        data_dir=data)
+            assert r.returncode == 0, r.stderr
+            assert (await c.options()).status == 401
+            c.password = "pw2"
+            assert (await c.options()).status == 200
             # Malformed WBXML over the wire: the protocol's status, and the server lives on.
             bad = await c.raw("FolderSync", b"\x03\x01\x6a\x00\x45\x03ab")
             assert bad.status in (200, 400, 449), bad

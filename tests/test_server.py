@@ -29,11 +29,13 @@ from eas.notify import MAX_DATAGRAM, NotifierInUse, UnixSocketNotifier
     ("alice@example.com", ("1", "17")),
     ("bob@example.com", ()),
     ("we%ird\tname,with\nbreaks\r", ("a,b", "c\td", "%41", "é")),
+    ("!account", ("!x",)),
 ])
 def test_datagram_round_trip(user: str, folders: tuple[str, ...]) -> None:
     data = notify.encode(user, folders)
     assert data.count(b"\t") == 1 and b"\n" not in data
-    assert notify.decode(data) == (user, folders)
+    assert notify.decode(data) == notify.Message("change", user, folders)
+    assert notify.decode(notify.encode_account(user)) == notify.Message("account", user)
 
 
 @pytest.mark.kernel_independent
@@ -41,11 +43,12 @@ def test_oversized_folder_list_becomes_anywhere() -> None:
     folders = [str(i) for i in range(5000)]
     data = notify.encode("alice@example.com", folders)
     assert len(data) <= MAX_DATAGRAM
-    assert notify.decode(data) == ("alice@example.com", ())
+    assert notify.decode(data) == notify.Message("change", "alice@example.com", ())
 
 
 @pytest.mark.kernel_independent
 @pytest.mark.parametrize("data", [b"", b"no tab", b"\t1,2", b"a\tb\tc", b"a\nb\t1", b"\xff\xfe\t1",
+                                  b"!account\t", b"!other\tuser",
                                   b"u\t" + b"1" * MAX_DATAGRAM])
 def test_malformed_datagrams_are_refused(data: bytes) -> None:
     with pytest.raises(ValueError):
@@ -66,10 +69,11 @@ def test_publish_reaches_the_subscriber_and_close_removes_the_socket(tmp_path: P
                 arrived.set()
 
         listener = UnixSocketNotifier(path)
-        await listener.subscribe(callback)
+        await listener.subscribe(callback, on_account=accounts.append)
         assert stat.S_ISSOCK(os.lstat(path).st_mode)
         assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
         publisher = UnixSocketNotifier(path)
+        publisher.publish_account("carol@example.com")
         publisher.publish("alice@example.com", ["5"])
         # A malformed datagram in between is dropped, not fatal.
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
@@ -85,9 +89,11 @@ def test_publish_reaches_the_subscriber_and_close_removes_the_socket(tmp_path: P
         await listener.close()  # twice is harmless
         return got
 
+    accounts: list[str] = []
     got = asyncio.run(scenario())
     assert sorted(got) == sorted([("alice@example.com", ("5",)), ("bob@example.com", ()),
                                   ("alice@example.com", ("1", "2"))])
+    assert accounts == ["carol@example.com"]
 
 
 @pytest.mark.kernel_independent

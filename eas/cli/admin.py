@@ -94,6 +94,8 @@ def user_passwd(args: argparse.Namespace) -> int:
         store.set_password(email, _password(args))
     except ValueError as e:  # deleted meanwhile
         raise UsageError(str(e)) from None
+    # A running server has the old password's logins cached: it forgets them now.
+    server.notifier(server.data_dir(args.data_dir)).publish_account(email)
     print(f"password of {email} changed")
     return 0
 
