@@ -265,9 +265,9 @@ def test_serve_plain_http_and_wake_on_deliver(tmp_path: Path, implementation: st
             assert denied.status == 401
             # A password changed by `eas user passwd` in another process: the server
             # forgets the login it had cached, so the old password stops working at once.
-            r = await asyncio.to_thread(eas, "user", "passwd", "bob@example.com", "--password", "pw2",
-                                        data_dir=data)
-            assert r.returncode == 0, r.stderr
+            passwd = await asyncio.to_thread(eas, "user", "passwd", "bob@example.com", "--password", "pw2",
+                                             data_dir=data)
+            assert passwd.returncode == 0, passwd.stderr
             assert (await c.options()).status == 401
             c.password = "pw2"
             assert (await c.options()).status == 200
