@@ -120,7 +120,6 @@ class SyncRequest:
     collections: list[CollectionRequest]
     wait: int | None = None  # seconds
     window_size: int | None = None
-    replayed: bool = False  # empty or partial: unchanged collections stay quiet
 
 
 @dataclass(slots=True)
@@ -162,7 +161,7 @@ async def handle(ctx: Context) -> HTTPResponse:
             if remaining <= 0 or await ctx.wait(folders, remaining) != "changed":
                 return ctx.respond()  # 2.2.1.21.2: nothing changed, an empty response
             results = await _run(ctx, request)
-    return _respond(ctx, request, results)
+    return _respond(ctx, results)
 
 
 async def _run(ctx: Context, request: SyncRequest) -> list[_Result]:
@@ -350,7 +349,7 @@ def _from_cache(ctx: Context, cached: dict[str, Any], named: list[CollectionRequ
             entry.get("conversation_mode")))
     collections.extend(by_id.values())
     return SyncRequest(collections, wait if explicit_wait else cached.get("wait"),
-                       window if window is not None else cached.get("window_size"), replayed=True)
+                       window if window is not None else cached.get("window_size"))
 
 
 def _remember(ctx: Context, cache: dict[str, Any], request: SyncRequest) -> None:
@@ -684,7 +683,9 @@ async def _client_add(ctx: Context, cmd: Node, folder: hier.CollectionFolder, st
 # -- the response ----------------------------------------------------------------------------
 
 
-def _respond(ctx: Context, request: SyncRequest, results: list[_Result]) -> HTTPResponse:
+def _respond(ctx: Context, results: list[_Result]) -> HTTPResponse:
+    """From 12.1 a collection with nothing to say is left out, and a response with no
+    collection left is empty (2.2.1.21.2); 2.5 and 12.0 always get every collection."""
     version = ctx.version
     replay = version >= _V121
     shown = [r for r in results if not (replay and r.quiet)]
