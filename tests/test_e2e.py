@@ -26,8 +26,9 @@ become ``{message-id-N}``/``{boundary-N}``. The messages the tests deliver carry
 dates, Message-IDs and boundaries, so nothing else varies.
 
 Each scenario has its own account and device, so it gives the same transcript whether it
-runs alone or after the others. All of them share one server (a module fixture), which
-the fixture always stops, and every wait has a timeout.
+runs alone or after the others. All of them share one server (a module fixture, started
+and stopped with tests/test_cli_server.py's ``serving``), which the fixture always stops,
+and every wait has a timeout.
 
 Client-side workarounds, none of them about our server:
 
@@ -45,6 +46,9 @@ Client-side workarounds, none of them about our server:
   numbers.
 * pyactivesync 0.17.0's code page table lacks Email2 IsDraft (16.x): it reports the
   element as ``page22.0x15``. The tests do not read that field through it.
+* pyactivesync 0.17.0's ``fetch_attachment`` reads only the first Status of the response
+  (the global one) and returns no bytes when the Fetch itself failed; the test reads the
+  Fetch's Status from the recorded response.
 """
 
 from __future__ import annotations
