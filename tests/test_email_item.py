@@ -427,7 +427,7 @@ def test_dates() -> None:
         assert parse_date(text) == datetime(2024, 1, 1, tzinfo=UTC)
     for bad in ("", "yesterday", "2024-13-01T00:00:00Z", None, b"2024", "2" * 50):
         with pytest.raises(ProtocolError):
-            parse_date(bad)  # type: ignore[arg-type]
+            parse_date(bad)
 
 
 # -- drafts ----------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ def test_draft_mime() -> None:
     msg = message_from_bytes(draft_mime(app, Version("16.1"), "alice@example.com"), policy=policy.default)
     assert msg["To"] == "bob@example.com" and msg["Cc"] == "carol@example.com" and msg["Bcc"] == "dave@example.com"
     assert msg["Subject"] == "Plans ü" and msg["From"] == "alice@example.com" and msg["Importance"] == "high"
-    assert msg.get_content_type() == "text/html" and "<p>Hi</p>" in msg.get_content()  # type: ignore[attr-defined]
+    assert msg.get_content_type() == "text/html" and "<p>Hi</p>" in msg.get_content()
     bad = decode(from_xml('<ApplicationData xmlns="AirSync:" xmlns:b="AirSyncBase:">'
                           "<b:Body><b:Type>9</b:Type></b:Body></ApplicationData>"))
     with pytest.raises(ProtocolError):

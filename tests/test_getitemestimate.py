@@ -4,9 +4,10 @@ and request shape, its status codes, and that it never changes state."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_sync import ALICE, VERSIONS, Device, assert_in_version, cheap_scrypt, coll, collection, device, message
@@ -20,7 +21,7 @@ from eas.wbxml import Node
 __all__ = ["cheap_scrypt"]  # the autouse fixture, used here too
 
 
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(scenario())
 
 
