@@ -898,3 +898,31 @@ def test_own_client_over_https(server: Server, version: str) -> None:
 
     run(scenario())
     check_session(session)
+
+
+def test_own_client_oof_window_kept_only_when_scheduled(server: Server) -> None:
+    """Settings Oof Set with OofState 1 and a StartTime/EndTime: success, but the window
+    is not stored (MS-ASCMD 2.2.3.124), so the Get after it has none."""
+    user = "oofwindow@example.com"
+    server.add_user(user)
+    session = Session("own-client-oof-window", "eas.testing.client", "14.1")
+    c = Client(session.transport(http(server.port, server.cert)), user, PASSWORD, device_id="E2EOofWin141",
+               device_type="E2ETest", version="14.1")
+    window = "<StartTime>2030-06-01T00:00:00.000Z</StartTime><EndTime>2030-06-15T00:00:00.000Z</EndTime>"
+
+    async def scenario() -> Reply:
+        await c.provision()
+        r = await c.command("Settings", f'<Settings xmlns="Settings:"><Oof><Set><OofState>1</OofState>{window}'
+                                        "<OofMessage><AppliesToInternal/><Enabled>1</Enabled>"
+                                        "<ReplyMessage>Away</ReplyMessage><BodyType>Text</BodyType></OofMessage>"
+                                        "</Set></Oof></Settings>")
+        assert r.status == 200 and r.text(tags.Settings.Oof, tags.Settings.Status) == "1", r.xml
+        return await c.command("Settings", '<Settings xmlns="Settings:"><Oof><Get><BodyType>Text</BodyType></Get>'
+                                           "</Oof></Settings>")
+
+    got = run(scenario())
+    oof = got.node.find(tags.Settings.Oof, tags.Settings.Get) if got.node is not None else None
+    assert oof is not None, got.xml
+    assert oof.findtext(tags.Settings.OofState) == "1"
+    assert oof.find(tags.Settings.StartTime) is None and oof.find(tags.Settings.EndTime) is None, got.xml
+    check_session(session)
