@@ -83,7 +83,7 @@ from eas import tags
 from eas.protocol.http import WBXML_CONTENT_TYPE, HTTPRequest, HTTPResponse
 from eas.tags import AirSync, AirSyncBase, Email, Ping
 from eas.tags import FolderHierarchy as FH
-from eas.testing.client import Client, Reply
+from eas.testing.client import Client, HTTPTransport, Reply
 from eas.wbxml import Node, decode, to_xml
 
 if TYPE_CHECKING:
@@ -830,6 +830,14 @@ _SYNC_OPTIONS = {
 }
 
 
+def https(server: Server) -> HTTPTransport:
+    """The test client's transport to the server, trusting its certificate only; a request
+    (a held Ping included) gives up after ``WAIT`` seconds."""
+    transport = http(server.port, server.cert)
+    transport.timeout = WAIT
+    return transport
+
+
 def _sync(version: str, inbox: str, key: str, options: bool) -> str:
     klass = "<Class>Email</Class>" if version in ("2.5", "12.1") else ""
     extra = f"<DeletesAsMoves/><GetChanges/><WindowSize>10</WindowSize>{_SYNC_OPTIONS[version]}" if options else ""
@@ -853,7 +861,7 @@ def test_own_client_over_https(server: Server, version: str) -> None:
     server.add_user(user)
     server.deliver(user, mail(GREETING, user))
     session = Session(f"own-client-{version}", "eas.testing.client", version)
-    transport = session.transport(http(server.port, server.cert))
+    transport = session.transport(https(server))
     c = Client(transport, user, PASSWORD, device_id=f"E2EOwn{version.replace('.', '')}", device_type="E2ETest",
                version=version)
 
@@ -906,7 +914,7 @@ def test_own_client_oof_window_kept_only_when_scheduled(server: Server) -> None:
     user = "oofwindow@example.com"
     server.add_user(user)
     session = Session("own-client-oof-window", "eas.testing.client", "14.1")
-    c = Client(session.transport(http(server.port, server.cert)), user, PASSWORD, device_id="E2EOofWin141",
+    c = Client(session.transport(https(server)), user, PASSWORD, device_id="E2EOofWin141",
                device_type="E2ETest", version="14.1")
     window = "<StartTime>2030-06-01T00:00:00.000Z</StartTime><EndTime>2030-06-15T00:00:00.000Z</EndTime>"
 
