@@ -341,6 +341,10 @@ def _apply_oof(current: Oof, change: dict[str, object]) -> Oof:
             raise Invalid("a scheduled Oof needs StartTime and EndTime")
         if oof.start >= oof.end:
             raise Invalid("StartTime is not before EndTime", CONFLICTING_ARGUMENTS)
+    else:
+        # MS-ASCMD 2.2.3.124: a window sent with OofState other than 2 is answered with
+        # success but not stored (one stored before stays, for a later OofState 2).
+        oof.start, oof.end = current.start, current.end
     messages: dict[str, tuple[bool | None, str | None, str]] = change.get("messages", {})  # type: ignore[assignment]
     replaced = {audience: body_type for audience, (_, message, body_type) in messages.items() if message is not None}
     # One body type for all three messages: HTML as soon as one of them is HTML, so that
@@ -389,7 +393,7 @@ def _write_oof(ctx: Context, w: Writer, op: _Op) -> None:
         wanted = str(op.parts["get"])
         with w.tag(S.Get):
             w.leaf(S.OofState, oof.state)
-            if oof.start is not None and oof.end is not None:
+            if oof.state == 2 and oof.start is not None and oof.end is not None:
                 w.leaf(S.StartTime, _format_time(oof.start))
                 w.leaf(S.EndTime, _format_time(oof.end))
             for tag, audience in _AUDIENCES.items():
