@@ -16,6 +16,7 @@ outside the lock. ``sqlite3`` errors never leave this module: they become
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -23,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
@@ -102,6 +104,8 @@ class ReferenceStore:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         self._watchers: list[ChangeCallback] = []
+        self._writes = 0  # own write transactions so far (other processes' show in PRAGMA data_version)
+        self._stamps: OrderedDict[int, _Stamps] = OrderedDict()
         try:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
         except sqlite3.Error as exc:
@@ -146,6 +150,8 @@ class ReferenceStore:
                 if isinstance(exc, sqlite3.Error):
                     raise BackendError(f"mail store: {exc}") from None
                 raise
+            finally:
+                self._writes += 1
         if changed:
             self._announce(changed)
 
@@ -441,14 +447,34 @@ class ReferenceStore:
     # -- Backend: items ------------------------------------------------------------------
 
     async def item_stamps(self, user: str, folder_id: str, since: datetime | None = None) -> dict[str, str]:
+        """In date order. Large folders' answers are kept until the store changes: an
+        initial Sync asks for the same folder's stamps once per window, and every Ping
+        check asks again (10,000 rows cost milliseconds to read, a copy microseconds)."""
+        start = None if since is None else _epoch(since)
         with self._read() as conn:
             fid = self._folder(conn, self._user_id(conn, user), folder_id)[0]
-            if since is None:
-                rows = conn.execute("SELECT id, modseq FROM messages WHERE folder_id = ?", (fid,)).fetchall()
+            # Read inside the read transaction, after its first read: the version of the
+            # snapshot the rows below come from. Own commits do not change it: _writes does.
+            version = (conn.execute("PRAGMA data_version").fetchone()[0], self._writes)
+            kept = self._stamps.get(fid)
+            if kept is not None and kept.version == version and (
+                    kept.start is None or (start is not None and start >= kept.start)):
+                self._stamps.move_to_end(fid)
+                return kept.select(start)
+            query = ("SELECT date_received, CAST(id AS TEXT), CAST(modseq AS TEXT) FROM messages "
+                     "WHERE folder_id = ?")
+            if start is None:
+                rows = conn.execute(query + " ORDER BY date_received, modseq, id", (fid,)).fetchall()
             else:
-                rows = conn.execute("SELECT id, modseq FROM messages WHERE folder_id = ? AND date_received >= ?",
-                                    (fid, _epoch(since))).fetchall()
-        return {str(i): str(s) for i, s in rows}
+                rows = conn.execute(query + " AND date_received >= ? ORDER BY date_received, modseq, id",
+                                    (fid, start)).fetchall()
+            if len(rows) < _STAMPS_KEPT_FROM:
+                return {i: s for _, i, s in rows}
+            found = self._stamps[fid] = _Stamps(version, start, rows)
+            self._stamps.move_to_end(fid)
+            while len(self._stamps) > _STAMPS_KEPT_FOLDERS:
+                self._stamps.popitem(last=False)
+        return found.select(start)
 
     async def fetch_emails(self, user: str, folder_id: str, item_ids: Sequence[str], *,
                            mime: bool = False) -> list[Email]:
@@ -643,6 +669,32 @@ class ReferenceStore:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+# item_stamps answers are kept for this many folders, those of at least this many mails.
+_STAMPS_KEPT_FOLDERS = 16
+_STAMPS_KEPT_FROM = 256
+
+
+class _Stamps:
+    """One folder's ``(date_received, id, modseq)`` rows from ``start`` on (None: all),
+    in date order, as read at ``version``."""
+
+    __slots__ = ("dates", "full", "rows", "start", "version")
+
+    def __init__(self, version: tuple[int, int], start: int | None, rows: list[tuple[int, str, str]]) -> None:
+        self.version = version
+        self.start = start
+        self.rows = rows
+        self.dates = [r[0] for r in rows]
+        self.full = {i: s for _, i, s in rows}
+
+    def select(self, start: int | None) -> dict[str, str]:
+        """A new dict (callers may change it) of the rows dated ``start`` or later."""
+        first = 0 if start is None else bisect.bisect_left(self.dates, start)
+        if first == 0:
+            return dict(self.full)
+        return {i: s for _, i, s in self.rows[first:]}
+
 
 
 def _retry_locked(step: Callable[[], object], timeout: float = 10.0) -> None:
