@@ -81,7 +81,8 @@ async def handle(ctx: Context) -> HTTPResponse:
     body = ctx.body
     operations = body.children if body is not None and body.tag == IO.ItemOperations else []
     if (not operations or len(operations) > MAX_OPERATIONS
-            or any(op.tag not in (IO.Fetch, IO.EmptyFolderContents, IO.Move) for op in operations)):
+            or any(op.tag not in (IO.Fetch, IO.EmptyFolderContents, IO.Move) or not ctx.has(op.tag)
+                   for op in operations)):
         return _global_status(ctx, PROTOCOL_ERROR)
     out = _Response(Writer(), ctx.request.accept_multipart)
     w = out.writer

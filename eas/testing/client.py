@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
+from eas import tags
 from eas.protocol.http import WBXML_CONTENT_TYPE, HTTPRequest, HTTPResponse
 from eas.wbxml import Node, decode, from_xml, to_xml
 
@@ -79,6 +80,20 @@ class HTTPTransport:
             conn.close()
 
 
+def elements_outside(node: Node, version: str) -> list[str]:
+    """Names of the elements in ``node`` that protocol ``version`` does not have: a
+    server must never send one (MS-ASWBXML lists each tag's versions)."""
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        info = tags.BY_TAG.get(n.tag)
+        if info is None or version not in info.versions:
+            found.append(tags.name(n.tag))
+        stack.extend(n.children)
+    return found
+
+
 @dataclass
 class Reply:
     """A response: HTTP status, headers (lower-case names) and the decoded body."""
@@ -114,6 +129,7 @@ class Client:
     path: str = "/Microsoft-Server-ActiveSync"
     user_agent: str = "eas-testing/1.0"
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
+    check_versions: bool = True  # every response is checked for elements the version lacks
 
     def _auth(self) -> tuple[str, str]:
         token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
@@ -141,6 +157,9 @@ class Client:
             body = gzip.decompress(body)
         if body and headers.get("content-type", "").startswith(WBXML_CONTENT_TYPE):
             node = decode(body)
+            if self.check_versions:
+                outside = elements_outside(node, self.version)
+                assert not outside, f"elements not in protocol {self.version}: {outside}"
         return Reply(response.status, headers, response.body, node)
 
     async def command(self, command: str, xml: str | None = None, **kw: object) -> Reply:
