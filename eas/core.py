@@ -403,6 +403,8 @@ class _Waiter:
     event: asyncio.Event
 
 
+RETRY_AFTER_SECONDS = 30  # what a 503 asks a client to wait when the cause names no time
+
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="ActiveSync"'}
 
 
@@ -438,6 +440,8 @@ def _error_response(error: EASError, request: EASRequest | None) -> HTTPResponse
     http_status = error.http_status
     if error.status is not None and error.http_status in (400, 500):
         http_status = st.LEGACY_HTTP.get(error.status, error.http_status)
+    if http_status == st.SERVICE_UNAVAILABLE and not any(k.lower() == "retry-after" for k, _ in headers):
+        headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))
     if error.status in (st.Common.DeviceNotProvisioned, st.Common.InvalidPolicyKey, st.Common.PolicyRefresh,
                         st.Common.RemoteWipeRequested, st.Common.LegacyDeviceOnStrictPolicy):
         http_status = st.RETRY_AFTER_PROVISIONING

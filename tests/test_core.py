@@ -231,3 +231,20 @@ def test_successful_logins_are_cached_and_refusals_are_not(tmp_path: Path) -> No
         assert calls.count("changed") == 2
 
     run(scenario())
+
+
+def test_a_failing_state_store_gives_503_with_retry_after(tmp_path: Path) -> None:
+    from eas.protocol.errors import StateError
+    from eas.state.sqlite import SQLiteStateStore
+
+    class FailingStateStore(SQLiteStateStore):
+        """The real SQLite engine whose commits fail: a stand-in for a full disk."""
+
+        async def commit(self, device, blobs):  # type: ignore[no-untyped-def]
+            raise StateError("disk full")
+
+    _, store = make_app(tmp_path)
+    app = ActiveSync(store, FailingStateStore(tmp_path / "failing.db"), authenticate=store.authenticate)
+    for version in ("14.1", "12.1"):
+        reply = run(client(app, version=version).command("FolderSync", FOLDERSYNC))
+        assert reply.status == 503 and reply.headers["retry-after"] == "30" and b"disk" not in reply.body
