@@ -268,6 +268,7 @@ class ServeOptions:
     key: Path | None = None
     demo: bool = False
     log_level: str = "info"
+    config: Config | None = None  # the core's tuning (heartbeat bounds, notifications, windows)
 
     @property
     def effective_port(self) -> int:
@@ -285,7 +286,7 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
     from eas.asgi import ASGIApp
 
     folder = prepare_data_dir(options.data_dir)
-    activesync, store = build(folder)
+    activesync, store = build(folder, options.config)
     # The notify socket and the port first: a second server on the same data dir, or a
     # port in use, stops before anything is created (a demo password nobody saw).
     listener = notifier(folder)

@@ -21,8 +21,8 @@ from typing import IO
 
 import pytest
 
+from eas.tags import AirSync, Ping
 from eas.tags import FolderHierarchy as FH
-from eas.tags import Ping
 from eas.testing.client import Client, HTTPTransport
 
 MESSAGE = (b"From: Carol <carol@example.org>\r\nTo: bob@example.com\r\nSubject: Lunch?\r\n"
@@ -382,6 +382,10 @@ def test_serve_refuses_a_second_server_on_the_same_data_dir_and_bad_options(tmp_
         (("--no-tls", "--cert", "a", "--key", "b"), 2, b"eas: --no-tls and --cert exclude each other\n"),
         (("--port", "70000"), 2, b"eas: port out of range: 70000\n"),
         (("--log-level", "loud"), 2, None),
+        (("--min-heartbeat", "100", "--max-heartbeat", "50"), 2,
+         b"eas: need 1 <= --min-heartbeat <= --max-heartbeat\n"),
+        (("--max-window-size", "0"), 2,
+         b"eas: --notification-latency must be >= 0 and --max-window-size >= 1\n"),
         (("--cert", str(tmp_path / "none.pem"), "--key", str(tmp_path / "none.pem")), 1,
          f"eas: No such file or directory: {tmp_path / 'none.pem'}\n".encode()),
         (("--cert", str(tmp_path / "junk.pem"), "--key", str(tmp_path / "junk.pem"), "--port", str(free_port())), 2,
@@ -394,3 +398,36 @@ def test_serve_refuses_a_second_server_on_the_same_data_dir_and_bad_options(tmp_
         if message is not None:
             assert r.stderr == message
     assert not (data / "notify.sock").exists()
+
+
+def test_serve_tuning_flags_reach_the_core(tmp_path: Path) -> None:
+    """--max-heartbeat bounds what a Ping may ask (status 5 naming the bound), and
+    --max-window-size bounds a Sync window."""
+    data = tmp_path / "data"
+    assert eas("user", "add", "bob@example.com", "--password", "pw", data_dir=data).returncode == 0
+    for i in range(3):
+        message = f"From: a@example.com\r\nTo: bob@example.com\r\nSubject: {i}\r\n\r\nbody\r\n".encode()
+        assert eas("mail", "deliver", "bob@example.com", data_dir=data, stdin=message).returncode == 0
+    with serving(data, "--no-tls", "--max-heartbeat", "120", "--max-window-size", "2") as server:
+
+        async def scenario() -> None:
+            c = Client(http(server.port), "bob@example.com", "pw", version="14.1")
+            await c.provision()
+            r = await c.command("FolderSync", '<FolderSync xmlns="FolderHierarchy:"><SyncKey>0</SyncKey></FolderSync>')
+            assert r.node is not None
+            changes = r.node.find(FH.Changes)
+            assert changes is not None
+            inbox = next(a.findtext(FH.ServerId) for a in changes.findall(FH.Add) if a.findtext(FH.Type) == "2")
+            ping = await c.command("Ping", '<Ping xmlns="Ping:"><HeartbeatInterval>600</HeartbeatInterval><Folders>'
+                                           f'<Folder><Id>{inbox}</Id><Class>Email</Class></Folder></Folders></Ping>')
+            assert (ping.text(Ping.Status), ping.text(Ping.HeartbeatInterval)) == ("5", "120")
+            sync = ('<Sync xmlns="AirSync:"><Collections><Collection><SyncKey>{key}</SyncKey>'
+                    f'<CollectionId>{inbox}</CollectionId>{{more}}</Collection></Collections></Sync>')
+            first = await c.command("Sync", sync.format(key="0", more=""))
+            key = first.text(AirSync.Collections, AirSync.Collection, AirSync.SyncKey)
+            window = await c.command("Sync", sync.format(key=key, more="<WindowSize>100</WindowSize>"))
+            collection = window.node.find(AirSync.Collections, AirSync.Collection)  # type: ignore[union-attr]
+            assert collection is not None and collection.find(AirSync.MoreAvailable) is not None
+            assert len(collection.find(AirSync.Commands).findall(AirSync.Add)) == 2  # type: ignore[union-attr]
+
+        asyncio.run(scenario())

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from eas import server
+from eas.core import Config
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -25,11 +26,19 @@ def serve(args: argparse.Namespace) -> int:
         for path in (args.cert, args.key):
             with open(path, "rb"):  # unreadable: an I/O error now, not deep inside uvicorn
                 pass
+    config = Config(max_heartbeat=args.max_heartbeat, min_heartbeat=args.min_heartbeat,
+                    instant_notifications=not args.no_instant_notifications,
+                    notification_latency=args.notification_latency, max_window_size=args.max_window_size)
+    if not 1 <= config.min_heartbeat <= config.max_heartbeat:
+        raise UsageError("need 1 <= --min-heartbeat <= --max-heartbeat")
+    if config.notification_latency < 0 or config.max_window_size < 1:
+        raise UsageError("--notification-latency must be >= 0 and --max-window-size >= 1")
+    config.default_window_size = min(config.default_window_size, config.max_window_size)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     options = server.ServeOptions(
         data_dir=server.data_dir(args.data_dir), host=args.host, port=args.port, tls=not args.no_tls,
         cert=Path(args.cert) if args.cert else None, key=Path(args.key) if args.key else None,
-        demo=args.demo, log_level=args.log_level)
+        demo=args.demo, log_level=args.log_level, config=config)
     server.run(options)
     return 0
 
@@ -45,4 +54,16 @@ def add_parser(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--demo", action="store_true",
                    help="create demo@example.com with sample mail (its password is printed once)")
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS, type=str.lower)
+    tuning = p.add_argument_group("push and sync tuning")
+    defaults = Config()
+    tuning.add_argument("--max-heartbeat", type=int, default=defaults.max_heartbeat, metavar="S",
+                        help=f"longest Ping/Sync wait a device may ask for (default {defaults.max_heartbeat} s)")
+    tuning.add_argument("--min-heartbeat", type=int, default=defaults.min_heartbeat, metavar="S",
+                        help=f"shortest one (default {defaults.min_heartbeat} s)")
+    tuning.add_argument("--no-instant-notifications", action="store_true",
+                        help="wake waiting devices only --notification-latency after a change")
+    tuning.add_argument("--notification-latency", type=float, default=defaults.notification_latency,
+                        metavar="S", help=f"that delay (default {defaults.notification_latency:g} s)")
+    tuning.add_argument("--max-window-size", type=int, default=defaults.max_window_size, metavar="N",
+                        help=f"most items per collection in one Sync response (default {defaults.max_window_size})")
     p.set_defaults(run=serve)
