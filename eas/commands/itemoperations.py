@@ -39,6 +39,7 @@ from eas.protocol.http import HTTPResponse
 from eas.tags import AirSync, AirSyncBase, DocumentLibrary, Search
 from eas.tags import ItemOperations as IO
 from eas.wbxml import Node, Writer, decode
+from eas.wbxml._writer import write_node
 
 MULTIPART_CONTENT_TYPE = "application/vnd.ms-sync.multipart"
 MAX_OPERATIONS = 200
@@ -243,7 +244,7 @@ async def _fetch_item(ctx: Context, op: Node, collection_id: str, item: str, lon
             w.leaf(AirSync.CollectionId, parts[0])
             w.leaf(AirSync.ServerId, server_id(parts[0], parts[1]))
         w.leaf(AirSync.Class, "Email")
-        _copy(w, properties)
+        write_node(w, properties)
 
 
 def _properties(ctx: Context, email: Email, options: dict[str, Any], schema: set[int] | None,
@@ -275,20 +276,6 @@ def _schema(options: Node | None) -> set[int] | None:
     if node is None or not node.children:
         return None
     return {c.tag for c in node.children}
-
-
-def _copy(w: Writer, node: Node) -> None:
-    """Write a decoded tree into ``w`` as it is."""
-    if node.children:
-        with w.tag(node.tag):
-            for child in node.children:
-                _copy(w, child)
-    elif node.text is None:
-        w.empty(node.tag)
-    elif isinstance(node.text, bytes):
-        w.opaque(node.tag, node.text)
-    else:
-        w.leaf(node.tag, node.text)
 
 
 # -- EmptyFolderContents -----------------------------------------------------------------------

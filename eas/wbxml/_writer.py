@@ -104,18 +104,19 @@ def _text(value: object) -> str:
 def encode(node: Node) -> bytes:
     """WBXML for a tree of Nodes."""
     w = Writer()
-    _write(w, node)
+    write_node(w, node)
     return w.getvalue()
 
 
-def _write(w: Writer, node: Node) -> None:
+def write_node(w: Writer, node: Node) -> None:
+    """Write a tree into ``w`` as it is (a decoded request's element echoed in a response)."""
     text = node.text
     if node.children:
         if text:
             raise WBXMLError(f"{tags.name(node.tag)} has both text and children; ActiveSync has no mixed content")
         with w.tag(node.tag):
             for child in node.children:
-                _write(w, child)
+                write_node(w, child)
     elif text is None:
         w.empty(node.tag)
     elif isinstance(text, (bytes, bytearray, memoryview)):
