@@ -30,6 +30,7 @@ for the run over that floor. ``encode(tree)`` (walking the tree) is shown too.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import multiprocessing
 import os
@@ -253,6 +254,8 @@ def main() -> int:
     ap.add_argument("--windows", default="100,512", help="WindowSizes to run (default 100,512)")
     ap.add_argument("--repeat", type=int, default=5, help="repeats of the bare encoding timing (best of)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dir (its path is printed)")
+    ap.add_argument("--reuse", metavar="DIR", type=Path,
+                    help="run on the data dir a --keep run left (skips delivery; its state.db grows)")
     args = ap.parse_args()
     count = args.mails or (2000 if args.quick else 10000)
     windows = [int(w) for w in args.windows.split(",")]
@@ -260,11 +263,18 @@ def main() -> int:
     print(f"machine: {machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="eas-bench-sync-"))
     try:
-        data_dir = tmp / "data"
-        took = fill_inbox(data_dir, count)
-        size = os.path.getsize(data_dir / "mail.db")
-        print(f"setup: {count} mails delivered in {took:.1f} s through ReferenceStore.deliver "
-              f"(mail.db {size / 1e6:.0f} MB)", flush=True)
+        if args.reuse:
+            data_dir = args.reuse / "data"
+            store = server.open_store(data_dir, create=False)
+            count = len(asyncio.run(store.item_stamps(USER.user, store.folder_id(USER.user, "Inbox"))))
+            store.close()
+            print(f"setup: reusing {data_dir} ({count} mails)")
+        else:
+            data_dir = tmp / "data"
+            took = fill_inbox(data_dir, count)
+            size = os.path.getsize(data_dir / "mail.db")
+            print(f"setup: {count} mails delivered in {took:.1f} s through ReferenceStore.deliver "
+                  f"(mail.db {size / 1e6:.0f} MB)", flush=True)
         runs: list[Run] = []
         with easproc.eas_serve(data_dir) as proc:
             rss0 = proc.rss()
@@ -272,7 +282,7 @@ def main() -> int:
             for truncation in (5120, None):
                 for window in windows:
                     n += 1
-                    run = Run(window, truncation, f"BenchSync{n:03d}")
+                    run = Run(window, truncation, f"BenchSync{os.getpid()}x{n}")
                     initial_sync(proc.port, proc.pid, run, count)
                     print(f"  {run.label}: {run.requests} requests, {run.mails / run.wall:,.0f} mails/s, "
                           f"server {run.server_cpu:.2f} CPU s", flush=True)
