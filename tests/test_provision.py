@@ -90,31 +90,15 @@ def provisioning_fields(record: DeviceRecord) -> tuple[Any, ...]:
             record.wipe_acknowledged, record.model, record.imei, record.os)
 
 
-def remember_logins(app: ActiveSync) -> ActiveSync:
-    """Verify each login with the store's scrypt once and remember the answer: these tests
-    are about provisioning, and scrypt on every request would make them slow."""
-    verify = app.authenticate
-    known: dict[tuple[str, str], str | None] = {}
-
-    async def authenticate(login: str, password: str) -> str | None:
-        if (login, password) not in known:
-            known[login, password] = await verify(login, password)
-        return known[login, password]
-
-    app.authenticate = authenticate
-    return app
-
-
 def new_app(tmp_path: Path, hook: Callable[[str, DeviceRecord], Awaitable[PolicyDecision]] | None = None,
             ) -> ActiveSync:
     """A real app (reference store, SQLite state) for alice, with a policy hook if given."""
     if hook is None:
         app, _ = make_app(tmp_path, users=(USERS[0],))
-        return remember_logins(app)
+        return app
     store = ReferenceStore(tmp_path / "mail.db")
     store.add_user(ALICE, ALICE_PW)
-    return remember_logins(ActiveSync(store, SQLiteStateStore(tmp_path / "state.db"),
-                                      authenticate=store.authenticate, policy=hook))
+    return ActiveSync(store, SQLiteStateStore(tmp_path / "state.db"), authenticate=store.authenticate, policy=hook)
 
 
 # -- both phases, every version ------------------------------------------------------------

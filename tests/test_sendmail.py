@@ -81,18 +81,8 @@ def text_of(msg: EmailMessage) -> str:
 
 
 def quick_app(tmp_path: Path) -> tuple[ActiveSync, ReferenceStore]:
-    """The harness app, with each login's scrypt check done once per test (it costs ~50 ms
-    a request, and these tests are about sending, not authentication)."""
-    app, store = make_app(tmp_path)
-    checked: dict[tuple[str, str], str | None] = {}
-
-    async def authenticate(login: str, password: str) -> str | None:
-        if (login, password) not in checked:
-            checked[login, password] = await store.authenticate(login, password)
-        return checked[login, password]
-
-    app.authenticate = authenticate
-    return app, store
+    """The harness app (the core remembers each login, so scrypt runs once per account)."""
+    return make_app(tmp_path)
 
 
 async def ready(tmp_path: Path, version: str = "14.1") -> tuple[Client, ReferenceStore]:

@@ -53,18 +53,8 @@ def checked(reply: Reply, version: str) -> Reply:
 
 
 def new_app(tmp_path: Path, policy: dict[str, Any] | None = None) -> tuple[ActiveSync, ReferenceStore]:
-    """A real app for alice; logins are verified with scrypt once, then remembered (these
-    tests are about Settings, not password hashing)."""
+    """A real app for alice (the core remembers her login, so scrypt runs once)."""
     app, store = make_app(tmp_path, users=(USERS[0],))
-    verify = app.authenticate
-    known: dict[tuple[str, str], str | None] = {}
-
-    async def authenticate(login: str, password: str) -> str | None:
-        if (login, password) not in known:
-            known[login, password] = await verify(login, password)
-        return known[login, password]
-
-    app.authenticate = authenticate
     if policy is not None:
         async def hook(user: str, device: DeviceRecord) -> PolicyDecision:
             return PolicyDecision(settings=dict(policy))

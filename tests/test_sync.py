@@ -109,20 +109,13 @@ class Device:
 async def device(tmp_path: Path, version: str, *, config: Config | None = None,
                  backend: type[ReferenceStore] = ReferenceStore, device_id: str = "SyncDevice1",
                  app: tuple[ActiveSync, ReferenceStore] | None = None) -> Device:
-    """A fresh store with alice, her device provisioned and past FolderSync. The scrypt
-    check runs once per test (it costs ~50 ms a request; these tests are about Sync)."""
+    """A fresh store with alice, her device provisioned and past FolderSync."""
     if app is None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         store = backend(tmp_path / "mail.db")
         store.add_user(ALICE, PASSWORD)
-        checked: dict[tuple[str, str], str | None] = {}
-
-        async def authenticate(login: str, password: str) -> str | None:
-            if (login, password) not in checked:
-                checked[login, password] = await store.authenticate(login, password)
-            return checked[login, password]
-
-        server = ActiveSync(store, SQLiteStateStore(tmp_path / "state.db"), authenticate=authenticate, config=config)
+        server = ActiveSync(store, SQLiteStateStore(tmp_path / "state.db"), authenticate=store.authenticate,
+                            config=config)
     else:
         server, store = app
     c = client(server, version=version, device_id=device_id)
