@@ -218,6 +218,11 @@ def test_14_1_phase_one_without_device_information_gets_165(tmp_path: Path) -> N
         # 14.0 has no such requirement
         c = client(app, version="14.0", device_id="Dev140")
         assert policy_node(await c.command("Provision", phase1("14.0"))).findtext(P.Status) == "1"
+        # Once a device has told its DeviceInformation, it may re-provision without it.
+        c = client(app, version="16.1", device_id="Dev161")
+        assert policy_node(await c.command("Provision", phase1("16.1"))).findtext(P.Status) == "1"
+        reply = await c.command("Provision", phase1("16.1", device_info=False))
+        assert reply.text(P.Status) == "1" and policy_node(reply).findtext(P.Status) == "1"
 
     run(scenario())
 

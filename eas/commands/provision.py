@@ -184,7 +184,9 @@ async def _download(ctx: Context, request: _Request) -> HTTPResponse:
         else:
             store_device_information(device, values)
             info_status = 1
-    elif ctx.version >= Version("14.1"):
+    elif ctx.version >= Version("14.1") and not (device.model or device.os or device.imei or device.friendly_name):
+        # Required in the device's initial Provision (MS-ASPROV 3.1.5.1); a device that
+        # told us before may re-provision (a policy refresh) without repeating it.
         raise EASError("Provision without DeviceInformation", status=st.Common.DeviceInformationRequired)
     if not ctx.has(S.DeviceInformation):
         info_status = None
