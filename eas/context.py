@@ -56,6 +56,8 @@ class Context:
     async def wait(self, folder_ids: Collection[str], timeout: float) -> str:
         """Commit the state, then wait until one of these backend folders changes
         (``"changed"``), ``timeout`` seconds pass (``"timeout"``), or a newer request
-        of this device arrives (``"superseded"``)."""
+        of this device arrives (``"superseded"``). Nothing loaded is held meanwhile (it
+        is read again when asked for), since thousands of requests may be waiting."""
         await self.state.commit()
+        self.state.release()
         return await self.server.wait_for_changes(self, folder_ids, timeout)
