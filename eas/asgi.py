@@ -116,26 +116,51 @@ class ASGIApp:
                 return b"".join(chunks)
 
     async def _respond(self, request: HTTPRequest, receive: Receive) -> HTTPResponse | None:
-        """The core's response, or None when the client left before it was ready."""
-        handling = asyncio.ensure_future(self.activesync.handle(request))
+        """The core's response, or None when the client left before it was ready.
+
+        The core runs in this task, and a second one only watches the connection: a
+        parked Ping costs no more (tens of thousands are parked at once). When the client
+        leaves, the request gets ``disconnect_grace`` seconds, then this task cancels the
+        core (and only that: a cancellation from the server goes on up)."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
         gone = asyncio.ensure_future(_disconnect(receive))
+        left = expired = False
+        timer: asyncio.TimerHandle | None = None
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        def client_left(f: asyncio.Future[None]) -> None:
+            nonlocal left, timer
+            if f.cancelled():
+                return
+            f.exception()  # retrieved: a failing receive counts as the client leaving
+            left = True
+            timer = loop.call_later(self.disconnect_grace, expire)
+
+        gone.add_done_callback(client_left)
         try:
-            await asyncio.wait({handling, gone}, return_when=asyncio.FIRST_COMPLETED)
-            if handling.done():
-                return handling.result()
-            try:
-                await asyncio.wait_for(asyncio.shield(handling), self.disconnect_grace)
-            except TimeoutError:
-                log.debug("client of %s left; request cancelled", request.path)
+            response = await self.activesync.handle(request)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            task.uncancel()
+            log.debug("client of %s left; request cancelled", request.path)
             return None
         finally:
-            # Reached with the response ready, the client gone, or this coroutine itself
-            # cancelled by the server: nothing started here may outlive the request.
-            for task in (gone, handling):
-                if not task.done():
-                    task.cancel()
+            # Before any await: once this is past, the timer cannot cancel the task.
+            gone.remove_done_callback(client_left)
+            if timer is not None:
+                timer.cancel()
+            if not gone.done():
+                gone.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(gone, handling, return_exceptions=True)
+                await asyncio.gather(gone, return_exceptions=True)
+        return None if left else response
 
     # -- lifespan ------------------------------------------------------------------------
 
