@@ -122,45 +122,27 @@ class ASGIApp:
         parked Ping costs no more (tens of thousands are parked at once). When the client
         leaves, the request gets ``disconnect_grace`` seconds, then this task cancels the
         core (and only that: a cancellation from the server goes on up)."""
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
+        watch = _Watch(self.disconnect_grace)
         gone = asyncio.ensure_future(_disconnect(receive))
-        left = expired = False
-        timer: asyncio.TimerHandle | None = None
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        def client_left(f: asyncio.Future[None]) -> None:
-            nonlocal left, timer
-            if f.cancelled():
-                return
-            f.exception()  # retrieved: a failing receive counts as the client leaving
-            left = True
-            timer = loop.call_later(self.disconnect_grace, expire)
-
-        gone.add_done_callback(client_left)
+        gone.add_done_callback(watch.client_left)
         try:
             response = await self.activesync.handle(request)
         except asyncio.CancelledError:
-            if not expired:
+            if not watch.expired:
                 raise
-            task.uncancel()
+            watch.task.uncancel()
             log.debug("client of %s left; request cancelled", request.path)
             return None
         finally:
             # Before any await: once this is past, the timer cannot cancel the task.
-            gone.remove_done_callback(client_left)
-            if timer is not None:
-                timer.cancel()
+            gone.remove_done_callback(watch.client_left)
+            if watch.timer is not None:
+                watch.timer.cancel()
             if not gone.done():
                 gone.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(gone, return_exceptions=True)
-        return None if left else response
+        return None if watch.left else response
 
     # -- lifespan ------------------------------------------------------------------------
 
@@ -177,6 +159,33 @@ class ASGIApp:
                 else:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class _Watch:
+    """What a request's connection watch knows: whether the client left, and the timer
+    that then cancels the request's task after the grace period. An object with slots,
+    not closures: it is kept by every parked long poll."""
+
+    __slots__ = ("expired", "grace", "left", "task", "timer")
+
+    def __init__(self, grace: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.grace = grace
+        self.left = self.expired = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def client_left(self, gone: asyncio.Future[None]) -> None:
+        if gone.cancelled():
+            return
+        gone.exception()  # retrieved: a failing receive counts as the client leaving
+        self.left = True
+        self.timer = asyncio.get_running_loop().call_later(self.grace, self.expire)
+
+    def expire(self) -> None:
+        self.expired = True
+        self.task.cancel()
 
 
 class _Disconnected(Exception):
