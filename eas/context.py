@@ -57,7 +57,9 @@ class Context:
         """Commit the state, then wait until one of these backend folders changes
         (``"changed"``), ``timeout`` seconds pass (``"timeout"``), or a newer request
         of this device arrives (``"superseded"``). Nothing loaded is held meanwhile (it
-        is read again when asked for), since thousands of requests may be waiting."""
+        is read again when asked for), and ``body`` is None from here on (take what you
+        need from it before waiting), since thousands of requests may be waiting."""
         await self.state.commit()
         self.state.release()
+        self.body = None
         return await self.server.wait_for_changes(self, folder_ids, timeout)

@@ -215,8 +215,8 @@ class ActiveSync:
             if problem:
                 await state.commit()
                 raise EASError("device must provision", status=problem, http_status=st.RETRY_AFTER_PROVISIONING)
-        body = self._body(request, info)
-        ctx = Context(self, request, account, state, body, self._changes.get(account, 0))
+        # The body only in the context: a long poll drops it while it waits (Context.wait).
+        ctx = Context(self, request, account, state, self._body(request, info), self._changes.get(account, 0))
         response = await handle(ctx)
         await state.commit()
         return response
