@@ -785,20 +785,23 @@ def _flag(text: str | None) -> Flag | None:
 
 
 def _email(row: sqlite3.Row | tuple[Any, ...], with_mime: bool) -> Email:
+    # Called for every mail a Sync sends: most have no category and no attachment, and
+    # json.loads("[]") twice was a quarter of the time here.
     (iid, _modseq, date_received, read, flag, categories, is_draft, subject, sender, to, cc, bcc, reply_to,
      display_to, importance, message_id, message_class, thread_topic, conversation_id, conversation_index,
      body_text, body_html, size, attachments) = row[:24]
     return Email(
         id=str(iid), subject=subject, sender=sender, to=to, cc=cc, bcc=bcc, reply_to=reply_to,
         display_to=display_to, date_received=datetime.fromtimestamp(date_received, UTC), importance=importance,
-        read=bool(read), flag=_flag(flag), categories=list(json.loads(categories)), message_class=message_class,
+        read=bool(read), flag=_flag(flag), categories=[] if categories == "[]" else list(json.loads(categories)),
+        message_class=message_class,
         thread_topic=thread_topic, conversation_id=bytes(conversation_id),
         conversation_index=bytes(conversation_index), message_id=message_id, body_text=body_text,
         body_html=body_html, size=size, is_draft=bool(is_draft),
         attachments=[Attachment(file_reference=f"{iid}:{a['index']}", display_name=a["name"], size=a["size"],
                                 content_type=a["content_type"], content_id=a["content_id"],
                                 content_location=a["content_location"], is_inline=a["is_inline"],
-                                method=a["method"]) for a in json.loads(attachments)],
+                                method=a["method"]) for a in (() if attachments == "[]" else json.loads(attachments))],
         mime=bytes(row[24]) if with_mime else None,
     )
 
