@@ -349,6 +349,62 @@ class AsyncClient:
             self.reader = None
 
 
+# -- where a process's time goes (py-spy, when installed) ---------------------------------
+
+
+class Sampler:
+    """``py-spy record`` on a process while the ``with`` block runs (raw samples of the
+    busy threads). ``shares()`` then gives each frame's inclusive share of them."""
+
+    def __init__(self, py_spy: str, pid: int, out: Path, rate: int = 1000) -> None:
+        self.argv = [py_spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "-o", str(out),
+                     "--nonblocking"]
+        self.out = out
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        self._proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)  # attached before the work starts
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGINT)
+            try:
+                self._proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.communicate()
+
+    def shares(self) -> tuple[int, list[tuple[float, str]]]:
+        """``(samples, [(share, "function (file:line)"), ...])``, largest first."""
+        total = 0
+        inclusive: dict[str, int] = {}
+        try:
+            lines = self.out.read_text().splitlines()
+        except OSError:
+            return 0, []
+        for line in lines:
+            stack, _, count = line.rpartition(" ")
+            n = int(count)
+            total += n
+            for frame in {_short(f) for f in stack.split(";")}:
+                inclusive[frame] = inclusive.get(frame, 0) + n
+        ranked = sorted(((n / total, f) for f, n in inclusive.items()), reverse=True) if total else []
+        return total, ranked
+
+
+def _short(frame: str) -> str:
+    """``name (path/to/file.py:12)`` as ``name (file.py:12)``, eas paths from ``eas/``."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")")
+    if "/eas/" in path:
+        path = "eas/" + path.rsplit("/eas/", 1)[1]
+    elif not path.startswith("eas/"):
+        path = path.rsplit("/", 1)[-1]
+    return f"{name} ({path})"
+
+
 # -- small statistics ----------------------------------------------------------------------
 
 

@@ -108,6 +108,7 @@ class Run:
     responses: list[bytes] = field(default_factory=list)
     bare_writer: float = 0.0
     bare_encode: float = 0.0
+    profile: tuple[int, list[tuple[float, str]]] | None = None  # py-spy: samples, (share, frame)
 
     @property
     def label(self) -> str:
@@ -247,6 +248,28 @@ def report(runs: list[Run], count: int) -> None:
               f"(need <= 3x: {'MET' if ratio <= 3 else 'MISSED'})")
 
 
+# Frames that only pass the request down (every sample has them) and the codec's own.
+_CHAIN = ("run_asgi", "ProxyHeadersMiddleware", "ASGIApp.", "ActiveSync.handle", "ActiveSync._handle",
+          "ActiveSync._command", "runners.py", "base_events.py", "events.py", "runpy", "__main__", "eas/cli/",
+          "eas/server.py", "_run (eas/commands/sync.py", "handle (eas/commands/sync.py")
+
+
+def show_profile(run: Run, rows: int = 22) -> None:
+    """The server's busy samples during the run, by function (inclusive), the request
+    chain left out: what to optimise next."""
+    assert run.profile is not None
+    samples, ranked = run.profile
+    print(f"\nwhere the server's time went, {run.label} ({samples} py-spy samples of busy threads):")
+    shown = 0
+    for share, frame in ranked:
+        if share < 0.015 or any(part in frame for part in _CHAIN):
+            continue
+        print(f"  {share * 100:5.1f}%  {frame}")
+        shown += 1
+        if shown == rows:
+            break
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2,000 mails instead of 10,000")
@@ -254,6 +277,8 @@ def main() -> int:
     ap.add_argument("--windows", default="100,512", help="WindowSizes to run (default 100,512)")
     ap.add_argument("--repeat", type=int, default=5, help="repeats of the bare encoding timing (best of)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dir (its path is printed)")
+    ap.add_argument("--py-spy", metavar="PATH",
+                    help="the py-spy binary: sample the server during each run and show where its time goes")
     ap.add_argument("--reuse", metavar="DIR", type=Path,
                     help="run on the data dir a --keep run left (skips delivery; its state.db grows)")
     args = ap.parse_args()
@@ -283,7 +308,12 @@ def main() -> int:
                 for window in windows:
                     n += 1
                     run = Run(window, truncation, f"BenchSync{os.getpid()}x{n}")
-                    initial_sync(proc.port, proc.pid, run, count)
+                    if args.py_spy:
+                        with easproc.Sampler(args.py_spy, proc.pid, tmp / f"spy{n}.txt") as sampler:
+                            initial_sync(proc.port, proc.pid, run, count)
+                        run.profile = sampler.shares()
+                    else:
+                        initial_sync(proc.port, proc.pid, run, count)
                     print(f"  {run.label}: {run.requests} requests, {run.mails / run.wall:,.0f} mails/s, "
                           f"server {run.server_cpu:.2f} CPU s", flush=True)
                     runs.append(run)
@@ -293,6 +323,9 @@ def main() -> int:
             run.responses = []
         print(f"server RSS: {rss0 / 1024:.0f} MB at start, {rss1 / 1024:.0f} MB after the runs")
         report(runs, count)
+        for run in runs:
+            if run.profile:
+                show_profile(run)
     finally:
         if args.keep:
             print(f"data kept in {tmp}")
