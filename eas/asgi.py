@@ -88,8 +88,33 @@ class ASGIApp:
             body=body,
             client=str(client[0]) if client else "",
         )
-        response = await self._respond(request, receive)
-        if response is not None:
+        # The core runs in this task, and a second one only watches the connection: a
+        # parked Ping costs no more (tens of thousands are parked at once; this is not a
+        # method of its own for the same reason: a coroutine per level costs ~250 bytes).
+        # When the client leaves, the request gets ``disconnect_grace`` seconds, then
+        # this task cancels the core (and only that: a cancellation from the server goes
+        # on up); nothing is sent then.
+        watch = _Watch(self.disconnect_grace)
+        gone = asyncio.ensure_future(_disconnect(receive))
+        gone.add_done_callback(watch.client_left)
+        try:
+            response = await self.activesync.handle(request)
+        except asyncio.CancelledError:
+            if not watch.expired:
+                raise
+            watch.task.uncancel()
+            log.debug("client of %s left; request cancelled", request.path)
+            return
+        finally:
+            # Before any await: once this is past, the timer cannot cancel the task.
+            gone.remove_done_callback(watch.client_left)
+            if watch.timer is not None:
+                watch.timer.cancel()
+            if not gone.done():
+                gone.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(gone, return_exceptions=True)
+        if not watch.left:
             await _send(send, response)
 
     async def _body(self, headers: list[tuple[str, str]], receive: Receive) -> bytes:
@@ -114,35 +139,6 @@ class ASGIApp:
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
-
-    async def _respond(self, request: HTTPRequest, receive: Receive) -> HTTPResponse | None:
-        """The core's response, or None when the client left before it was ready.
-
-        The core runs in this task, and a second one only watches the connection: a
-        parked Ping costs no more (tens of thousands are parked at once). When the client
-        leaves, the request gets ``disconnect_grace`` seconds, then this task cancels the
-        core (and only that: a cancellation from the server goes on up)."""
-        watch = _Watch(self.disconnect_grace)
-        gone = asyncio.ensure_future(_disconnect(receive))
-        gone.add_done_callback(watch.client_left)
-        try:
-            response = await self.activesync.handle(request)
-        except asyncio.CancelledError:
-            if not watch.expired:
-                raise
-            watch.task.uncancel()
-            log.debug("client of %s left; request cancelled", request.path)
-            return None
-        finally:
-            # Before any await: once this is past, the timer cannot cancel the task.
-            gone.remove_done_callback(watch.client_left)
-            if watch.timer is not None:
-                watch.timer.cancel()
-            if not gone.done():
-                gone.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(gone, return_exceptions=True)
-        return None if watch.left else response
 
     # -- lifespan ------------------------------------------------------------------------
 

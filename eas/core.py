@@ -359,6 +359,9 @@ class ActiveSync:
         """See ``Context.wait``. One future per waiting request, resolved by the first of
         a change, a newer request and the timeout: tens of thousands of these are parked
         at once, so no task or Event of their own (they cost some 5 KB per Ping)."""
+        await ctx.state.commit()
+        ctx.state.release()
+        ctx.body = None
         key = (ctx.user, ctx.request.device_id)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(frozenset(folder_ids), loop.create_future())
