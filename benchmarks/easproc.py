@@ -107,7 +107,7 @@ class Process:
     def rss(self) -> int:
         return rss_kb(self.pid)
 
-    def start(self) -> Process:
+    def start(self) -> Self:
         raise_nofile()  # the child inherits the limit
         self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, env=eas_env())

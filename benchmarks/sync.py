@@ -102,7 +102,7 @@ class Run:
     device: str
     mails: int = 0
     requests: int = 0
-    bytes: int = 0
+    nbytes: int = 0
     wall: float = 0.0
     server_cpu: float = 0.0
     responses: list[bytes] = field(default_factory=list)
@@ -147,7 +147,7 @@ def initial_sync(port: int, pid: int, run: Run, expected: int) -> None:
         while True:
             r = client.post("Sync", from_xml(template.format(key=key)))
             run.requests += 1
-            run.bytes += len(r.body)
+            run.nbytes += len(r.body)
             run.responses.append(r.body)
             collection = r.node.find(A.Collections, A.Collection)
             if r.status != 200 or collection is None or collection.findtext(A.Status) != "1":
@@ -234,7 +234,7 @@ def report(runs: list[Run], count: int) -> None:
           "| full / bare | encode(tree) s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
-        print(f"| {r.label} | {r.requests} | {r.bytes / 1e6:.1f} | {r.wall:.2f} | {r.mails / r.wall:,.0f} "
+        print(f"| {r.label} | {r.requests} | {r.nbytes / 1e6:.1f} | {r.wall:.2f} | {r.mails / r.wall:,.0f} "
               f"| {r.server_cpu:.2f} | {r.server_cpu / r.mails * 1e6:.0f} | {r.bare_writer:.3f} "
               f"| **{r.server_cpu / r.bare_writer:.1f}x** | {r.bare_encode:.3f} |")
     print()

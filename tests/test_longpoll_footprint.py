@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,8 @@ class Connection:
         await self._gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        self.sent.append(dict(message))
 
     def leave(self) -> None:
         self._gone.set()
@@ -71,6 +72,7 @@ async def devices(app: ActiveSync, n: int) -> tuple[list[Client], str]:
         c = client(app, version="14.1", device_id=f"Parked{i:03d}")
         await c.provision()
         r = await c.command("FolderSync", '<FolderSync xmlns="FolderHierarchy:"><SyncKey>0</SyncKey></FolderSync>')
+        assert r.node is not None
         changes = r.node.find(FH.Changes)
         assert changes is not None
         inbox = next(str(a.findtext(FH.ServerId)) for a in changes if a.findtext(FH.Type) == "2")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eas.backend import EmailChange, Flag
+from eas.backend import EmailChange, Flag, FolderType
 from eas.store import ReferenceStore
 from eas.testing.backend_contract import message
 
@@ -123,14 +123,14 @@ def test_a_wider_window_after_a_narrower_one_is_read_again(store: ReferenceStore
 
 
 def test_many_folders_keep_a_bounded_number(store: ReferenceStore) -> None:
-    folders = []
+    folders: list[str] = []
     for n in range(20):
-        f = asyncio.run(store.create_folder(ALICE, "", f"Box {n}", 12))  # type: ignore[arg-type]
-        folders.append(f.id)
+        made = asyncio.run(store.create_folder(ALICE, "", f"Box {n}", FolderType.USER_MAIL))
+        folders.append(made.id)
         store._conn.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) "
             "INSERT INTO messages (user_id, folder_id, modseq, date_received, subject) "
-            "SELECT 1, ?, 5000 + i, i, 'x' FROM n", (int(f.id),))
+            "SELECT 1, ?, 5000 + i, i, 'x' FROM n", (int(made.id),))
     for f in folders:
         assert len(stamps(store, f)) == 300
     assert len(store._stamps) <= 16
