@@ -26,6 +26,7 @@ from typing import Any
 
 from eas import commands
 from eas.backend import Backend
+from eas.config import Config
 from eas.context import Context
 from eas.protocol import status as st
 from eas.protocol.errors import AccessDenied, AuthenticationError, EASError, ProtocolError
@@ -38,11 +39,11 @@ from eas.protocol.http import (
     gzip_body,
     parse_request,
 )
-from eas.protocol.versions import SUPPORTED_VERSIONS, Version, command_in_version
+from eas.protocol.versions import Version, command_in_version
 from eas.state.model import DeviceRecord
 from eas.state.session import DeviceState
 from eas.state.store import StateStore
-from eas.wbxml import Limits, WBXMLError, Writer, decode
+from eas.wbxml import WBXMLError, Writer, decode
 
 log = logging.getLogger("eas")
 
@@ -89,33 +90,6 @@ async def allow_all(request: EASRequest, user: str, device: DeviceRecord) -> Acc
 async def permissive_policy(user: str, device: DeviceRecord) -> PolicyDecision:
     """The default policy: devices provision, and the policy asks nothing of them."""
     return PolicyDecision()
-
-
-@dataclass(slots=True)
-class Config:
-    """Settings of the core; every one has a safe default."""
-
-    path: str = "/Microsoft-Server-ActiveSync"
-    versions: tuple[Version, ...] = SUPPORTED_VERSIONS
-    server_version: str = "16.1"  # the MS-Server-ActiveSync header
-    max_request_body: int = 50 * 1024 * 1024
-    wbxml_limits: Limits = field(default_factory=Limits)
-    # Ping and Sync long polls (seconds); MS-ASCMD 2.2.3.79: 60..3540 are the spec's bounds.
-    min_heartbeat: int = 60
-    max_heartbeat: int = 3540
-    max_ping_folders: int = 300
-    instant_notifications: bool = True
-    notification_latency: float = 60.0  # with instant notifications off
-    # Sync
-    default_window_size: int = 100
-    max_window_size: int = 512
-    max_sync_collections: int = 1000
-    # Gzip responses larger than this when the client accepts gzip.
-    gzip_min_size: int = 1024
-    # Successful logins are remembered this long (seconds; 0 = ask the hook every time):
-    # devices send credentials with every request, and a slow password hash (scrypt)
-    # per request would cap the server at a few dozen requests per second.
-    auth_cache_seconds: float = 300.0
 
 
 class ActiveSync:

@@ -20,7 +20,6 @@ heartbeat, and the next Sync finds the change.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import logging
@@ -30,10 +29,13 @@ import stat
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
 from eas.backend import Backend, ChangeCallback
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("eas.notify")
 
@@ -189,6 +191,8 @@ class UnixSocketNotifier:
             sock.close()
             raise
         self._sock = sock
+        import asyncio  # here, not at the top: publishers (the eas command) have no loop
+
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._readable, callback, on_account)
 

@@ -15,7 +15,6 @@ wakes the Pings held here. The data dir is ``--data-dir``, else ``$EAS_DATA_DIR`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import ipaddress
@@ -28,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eas.core import ActiveSync, Config
 from eas.notify import SOCKET_NAME, UnixSocketNotifier
 
 if TYPE_CHECKING:
+    from eas.core import ActiveSync, Config
     from eas.store import ReferenceStore
 
 log = logging.getLogger("eas.server")
@@ -84,6 +83,7 @@ def open_store(path: Path, *, create: bool = True) -> ReferenceStore:
 def build(path: str | os.PathLike[str], config: Config | None = None) -> tuple[ActiveSync, ReferenceStore]:
     """``(ActiveSync, ReferenceStore)`` of a data dir: the mail store in ``mail.db``, the
     sync state in ``state.db``, accounts authenticated by the store."""
+    from eas.core import ActiveSync  # here: the eas command's admin verbs do without the core
     from eas.state.sqlite import SQLiteStateStore
 
     folder = prepare_data_dir(Path(path))
@@ -398,6 +398,8 @@ def run(options: ServeOptions) -> None:
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        import asyncio
+
         asyncio.run(serve(options))
     except (Terminated, KeyboardInterrupt):
         pass

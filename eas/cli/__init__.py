@@ -16,7 +16,9 @@ from eas import __version__
 from eas.cli import admin, serve
 from eas.protocol.errors import EASError
 from eas.server import CertificateError
-from eas.wbxml import IMPLEMENTATION, WBXMLError, decode, from_xml, to_xml
+
+# The codec (and lxml) is imported by the verbs that use it: ``eas mail deliver`` runs
+# as a new process per message, and its start-up is part of the wake-up latency.
 
 
 def server_env() -> str:
@@ -33,12 +35,22 @@ def _read(path: str) -> bytes:
 
 
 def _wbxml_decode(args: argparse.Namespace) -> int:
-    sys.stdout.write(to_xml(decode(_read(args.file))))
+    from eas.wbxml import WBXMLError, decode, to_xml
+
+    try:
+        sys.stdout.write(to_xml(decode(_read(args.file))))
+    except WBXMLError as e:
+        raise admin.UsageError(str(e)) from None
     return 0
 
 
 def _wbxml_encode(args: argparse.Namespace) -> int:
-    sys.stdout.buffer.write(from_xml(_read(args.file)))
+    from eas.wbxml import WBXMLError, from_xml
+
+    try:
+        sys.stdout.buffer.write(from_xml(_read(args.file)))
+    except WBXMLError as e:
+        raise admin.UsageError(str(e)) from None
     sys.stdout.buffer.flush()
     return 0
 
@@ -50,9 +62,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+class _Version(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kw: object) -> None:
+        from eas.wbxml import IMPLEMENTATION
+
+        print(f"eas {__version__} (WBXML codec: {IMPLEMENTATION})")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="eas", description="Exchange ActiveSync for any mail server.")
-    p.add_argument("--version", action="version", version=f"eas {__version__} (WBXML codec: {IMPLEMENTATION})")
+    p.add_argument("--version", action=_Version, nargs=0, help="show the version and the codec in use, and exit")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument("--data-dir", metavar="DIR",
@@ -74,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (WBXMLError, admin.UsageError, CertificateError) as e:
+    except (admin.UsageError, CertificateError) as e:
         print(f"eas: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from eas import server
-from eas.core import Config
+from eas.config import Config, default
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -55,15 +55,14 @@ def add_parser(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
                    help="create demo@example.com with sample mail (its password is printed once)")
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS, type=str.lower)
     tuning = p.add_argument_group("push and sync tuning")
-    defaults = Config()
-    tuning.add_argument("--max-heartbeat", type=int, default=defaults.max_heartbeat, metavar="S",
-                        help=f"longest Ping/Sync wait a device may ask for (default {defaults.max_heartbeat} s)")
-    tuning.add_argument("--min-heartbeat", type=int, default=defaults.min_heartbeat, metavar="S",
-                        help=f"shortest one (default {defaults.min_heartbeat} s)")
+    tuning.add_argument("--max-heartbeat", type=int, default=default("max_heartbeat"), metavar="S",
+                        help="longest Ping/Sync wait a device may ask for (default %(default)s s)")
+    tuning.add_argument("--min-heartbeat", type=int, default=default("min_heartbeat"), metavar="S",
+                        help="shortest one (default %(default)s s)")
     tuning.add_argument("--no-instant-notifications", action="store_true",
                         help="wake waiting devices only --notification-latency after a change")
-    tuning.add_argument("--notification-latency", type=float, default=defaults.notification_latency,
-                        metavar="S", help=f"that delay (default {defaults.notification_latency:g} s)")
-    tuning.add_argument("--max-window-size", type=int, default=defaults.max_window_size, metavar="N",
-                        help=f"most items per collection in one Sync response (default {defaults.max_window_size})")
+    tuning.add_argument("--notification-latency", type=float, default=default("notification_latency"),
+                        metavar="S", help="that delay (default %(default)s s)")
+    tuning.add_argument("--max-window-size", type=int, default=default("max_window_size"), metavar="N",
+                        help="most items per collection in one Sync response (default %(default)s)")
     p.set_defaults(run=serve)

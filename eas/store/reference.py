@@ -15,7 +15,6 @@ outside the lock. ``sqlite3`` errors never leave this module: they become
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import contextlib
 import json
@@ -336,13 +335,13 @@ class ReferenceStore:
         ``authenticate`` hook of ``eas.core.ActiveSync``."""
         found = self._lookup_login(login)
         if found is None:
-            await asyncio.to_thread(passwords.dummy_verify, password)
+            await _in_thread(passwords.dummy_verify, password)
             return None
         account, stored = found
-        if not await asyncio.to_thread(passwords.verify_password, password, stored):
+        if not await _in_thread(passwords.verify_password, password, stored):
             return None
         if passwords.needs_rehash(stored):  # parameters raised since: renew while the password is at hand
-            hashed = await asyncio.to_thread(passwords.hash_password, password)
+            hashed = await _in_thread(passwords.hash_password, password)
             with self._tx() as conn:
                 conn.execute("UPDATE users SET password = ? WHERE email = ? AND password = ?", (hashed, account, stored))
         return account
@@ -847,3 +846,12 @@ def _strip_bcc(mime: bytes) -> bytes:
         if not skipping:
             out.append(line)
     return b"".join(out) + found + body
+
+
+async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """Run a slow password hash off the event loop. asyncio is imported here, not at the
+    top: the ``eas`` command opens this store without a loop, and its start-up time is
+    part of the wake-up latency of ``eas mail deliver``."""
+    import asyncio
+
+    return await asyncio.to_thread(function, *args)
