@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from eas.backend import Backend
-    from eas.core import ActiveSync, Config
+    from eas.config import Config
+    from eas.core import ActiveSync
 
 
 @dataclass(slots=True)

@@ -45,6 +45,9 @@ from eas.state.session import DeviceState
 from eas.state.store import StateStore
 from eas.wbxml import WBXMLError, Writer, decode
 
+__all__ = ["AccessDecision", "AccessHook", "ActiveSync", "Authenticator", "Config", "PolicyDecision", "PolicyHook",
+           "allow_all", "permissive_policy"]  # Config from eas.config, here too for ActiveSync(config=...)
+
 log = logging.getLogger("eas")
 
 Authenticator = Callable[[str, str], Awaitable[str | None]]

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from eas.notify import SOCKET_NAME, UnixSocketNotifier
 
 if TYPE_CHECKING:
-    from eas.core import ActiveSync, Config
+    from eas.config import Config
+    from eas.core import ActiveSync
     from eas.store import ReferenceStore
 
 log = logging.getLogger("eas.server")

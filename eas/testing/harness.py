@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eas.core import ActiveSync, Config
+from eas.config import Config
+from eas.core import ActiveSync
 from eas.state.sqlite import SQLiteStateStore
 from eas.store import ReferenceStore
 from eas.testing.client import Client, InProcess
