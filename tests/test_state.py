@@ -5,14 +5,19 @@ one file, versioned schema, and StateError instead of driver errors for bad file
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eas.protocol.errors import StateError
 from eas.state.memory import MemoryStateStore
@@ -322,6 +327,188 @@ def test_rewind_survives_the_store(new_store: Callable[[], StateStore]) -> None:
         await store.close()
 
     run(scenario())
+
+
+# -- CollectionState storage: the previous key as a difference, the snapshot as arrays -----
+
+ODD = st.text(max_size=6)  # any characters: quotes, commas, NUL, lone surrogates, ""
+
+
+class RefState:
+    """The reference behaviour: the previous key's state as a plain copy (the first
+    implementation), against which the stored form is checked."""
+
+    def __init__(self, sync_key: int, snapshot: dict[str, str], client_ids: dict[str, str]) -> None:
+        self.sync_key, self.snapshot, self.client_ids = sync_key, dict(snapshot), dict(client_ids)
+        self.previous: dict[str, Any] | None = None
+
+    def advance(self) -> None:
+        self.previous = {"sync_key": self.sync_key, "snapshot": dict(self.snapshot),
+                         "client_ids": dict(self.client_ids)}
+        self.sync_key += 1
+
+    def rewind(self) -> bool:
+        if self.previous is None:
+            return False
+        self.sync_key = self.previous["sync_key"]
+        self.snapshot = dict(self.previous["snapshot"])
+        self.client_ids = dict(self.previous["client_ids"])
+        self.previous = None
+        return True
+
+    def expected(self) -> CollectionState:
+        return CollectionState("7", "inbox", self.sync_key, dict(self.snapshot), dict(self.client_ids),
+                               {"class": "Email", "filter_type": 0}, copy.deepcopy(self.previous), {"n": [1]})
+
+
+OPS = st.one_of(
+    st.tuples(st.just("set"), ODD, ODD),
+    st.tuples(st.just("pop"), ODD),
+    st.tuples(st.just("del"), ODD),
+    st.tuples(st.just("setdefault"), ODD, ODD),
+    st.tuples(st.just("update"), st.dictionaries(ODD, ODD, max_size=3)),
+    st.tuples(st.just("ior"), st.dictionaries(ODD, ODD, max_size=3)),
+    st.tuples(st.just("popitem")),
+    st.tuples(st.just("clear")),
+    st.tuples(st.just("assign"), st.dictionaries(ODD, ODD, max_size=5)),
+    st.tuples(st.just("client_id"), ODD, ODD),
+    st.tuples(st.just("advance")),
+    st.tuples(st.just("rewind")),
+    st.tuples(st.just("store")),  # to_json + from_json
+    st.tuples(st.just("read_previous")),  # builds it, as GetItemEstimate does
+    st.tuples(st.just("edit_previous"), ODD, st.one_of(st.none(), ODD)),  # as MoveItems does
+    st.tuples(st.just("drop_previous")),
+)
+
+
+def apply_op(c: CollectionState, ref: RefState, op: tuple[Any, ...]) -> None:
+    name = op[0]
+    for snap in (c.snapshot, ref.snapshot):
+        if name == "set":
+            snap[op[1]] = op[2]
+        elif name == "pop":
+            snap.pop(op[1], None)
+        elif name == "del" and op[1] in snap:
+            del snap[op[1]]
+        elif name == "setdefault":
+            snap.setdefault(op[1], op[2])
+        elif name == "update":
+            snap.update(op[1])
+        elif name == "ior":
+            snap |= op[1]
+        elif name == "popitem" and snap:
+            snap.popitem()
+        elif name == "clear":
+            snap.clear()
+    if name == "assign":
+        c.snapshot, ref.snapshot = dict(op[1]), dict(op[1])
+    elif name == "client_id":
+        c.client_ids[op[1]] = op[2]
+        ref.client_ids[op[1]] = op[2]
+    elif name == "advance":
+        c.advance()
+        ref.advance()
+    elif name == "rewind":
+        assert c.rewind() is ref.rewind()
+    elif name == "read_previous":
+        assert c.previous == ref.previous
+    elif name == "edit_previous":
+        for prev in (c.previous, ref.previous):
+            if prev is not None:
+                if op[2] is None:
+                    prev["snapshot"].pop(op[1], None)
+                else:
+                    prev["snapshot"][op[1]] = op[2]
+    elif name == "drop_previous":
+        c.previous = ref.previous = None
+
+
+def stored(c: CollectionState) -> CollectionState:
+    return CollectionState.from_json(c.to_json())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshot=st.dictionaries(ODD, ODD, max_size=8), ops=st.lists(OPS, max_size=25))
+def test_stored_state_behaves_as_plain_copies(snapshot: dict[str, str], ops: list[tuple[Any, ...]]) -> None:
+    c = CollectionState("7", "inbox", 3, dict(snapshot), {"c0": "7:x"}, {"class": "Email", "filter_type": 0},
+                        None, {"n": [1]})
+    ref = RefState(3, snapshot, {"c0": "7:x"})
+    for op in ops:
+        if op[0] == "store":
+            c = stored(c)
+        else:
+            apply_op(c, ref, op)
+        # Compared without building ``previous`` (== does not), so the difference form is what is checked.
+        assert c == ref.expected()
+        assert c.previous_key == (ref.previous["sync_key"] if ref.previous else None)
+        assert stored(c) == ref.expected()
+    # Whatever form it was in, the previous state rewinds to the reference's, also after storage.
+    again = stored(c)
+    assert (again.rewind(), again.sync_key, dict(again.snapshot), again.client_ids) == (
+        ref.rewind(), ref.sync_key, ref.snapshot, ref.client_ids)
+    assert again.previous is None and stored(again) == ref.expected()
+
+
+def test_previous_is_stored_as_a_difference() -> None:
+    c = CollectionState("5", "inbox", 1, {f"{i}": f"s{i}" for i in range(2000)}, {"c1": "5:1"})
+    alone = len(c.to_json())
+    c.advance()
+    c.snapshot["new"] = "n1"
+    c.snapshot["7"] = "changed"
+    c.snapshot.pop("8")
+    blob = c.to_json()
+    # One snapshot and a few entries, not two snapshots.
+    assert len(blob) < alone + 200
+    back = CollectionState.from_json(blob)
+    assert back.previous_key == 1 and back.sync_key == 2
+    # Loaded, the previous key's state stays a difference until something needs it ...
+    assert back.snapshot["7"] == "changed" and "8" not in back.snapshot and back.snapshot["new"] == "n1"
+    back.snapshot["more"] = "m"  # (a window sent without advancing: the difference follows)
+    again = CollectionState.from_json(back.to_json())
+    assert again.rewind() and again.sync_key == 1 and again.client_ids == {"c1": "5:1"}
+    assert again.snapshot == {f"{i}": f"s{i}" for i in range(2000)}
+    # ... and a second advance after loading replaces it with the new key's.
+    back.advance()
+    assert back.previous_key == 2
+    assert back.previous is not None and back.previous["snapshot"] == dict(back.snapshot)
+
+
+def test_first_format_blobs_still_load() -> None:
+    old = (b'{"collection_id":"5","backend_id":"inbox","sync_key":4,"snapshot":{"a":"2","b":"1","\\"q,":"x"},'
+           b'"client_ids":{"c1":"5:b"},"options":{"class":"Email","filter_type":3},'
+           b'"previous":{"sync_key":3,"snapshot":{"a":"1","gone":"9"},"client_ids":{}},"extra":{"k":1}}')
+    c = CollectionState.from_json(old)
+    assert (c.collection_id, c.backend_id, c.sync_key, c.client_ids, c.options, c.extra) == (
+        "5", "inbox", 4, {"c1": "5:b"}, {"class": "Email", "filter_type": 3}, {"k": 1})
+    assert c.snapshot == {"a": "2", "b": "1", '"q,': "x"} and c.previous_key == 3
+    # Written again in the new form, the same state comes back, and rewinds as the old one did.
+    back = CollectionState.from_json(c.to_json())
+    assert back == c and b'"snapshot"' not in c.to_json()
+    assert back.rewind() and (back.sync_key, back.snapshot, back.client_ids) == (3, {"a": "1", "gone": "9"}, {})
+    # A blob without a previous state.
+    bare = CollectionState.from_json(b'{"collection_id":"1","backend_id":"x","snapshot":{},"previous":null}')
+    assert bare.sync_key == 0 and bare.previous is None and bare.rewind() is False
+
+
+def test_a_damaged_blob_is_refused() -> None:
+    good = json.loads(CollectionState("1", "x", 2, {"a": "1", "b": "2"}).to_json())
+    good["stamps"] = ["1"]
+    with pytest.raises(ValueError):
+        CollectionState.from_json(json.dumps(good).encode())
+
+
+def test_snapshot_copies_and_constructor_do_not_share_the_journal() -> None:
+    base = {"a": "1"}
+    c = CollectionState("1", "x", 1, base)
+    c.advance()
+    view = CollectionState("1", "x", 2, c.snapshot)  # as GetItemEstimate builds its view
+    view.advance()
+    view.snapshot["b"] = "2"
+    c.snapshot["a"] = "3"
+    assert base == {"a": "1"} and view.snapshot == {"a": "1", "b": "2"}
+    assert c.previous == {"sync_key": 1, "snapshot": {"a": "1"}, "client_ids": {}}
+    assert view.previous is not None and view.previous["snapshot"] == {"a": "1"}
+    assert copy.copy(c.snapshot) == {"a": "3"} and type(copy.copy(c.snapshot)) is dict
 
 
 # -- SQLite only --------------------------------------------------------------------------

@@ -381,9 +381,9 @@ def _forget(ctx: Context, cache: dict[str, Any], collection_id: str) -> None:
 
 def _reset(state: CollectionState) -> None:
     """Forget what the device has; the key counter stays (keys only move forward)."""
+    state.previous = None  # first: a previous state kept as a difference would be built for the old snapshot
     state.snapshot = {}
     state.client_ids = {}
-    state.previous = None
     state.extra = {}
 
 
@@ -433,7 +433,7 @@ async def _collection(ctx: Context, creq: CollectionRequest, budget: int | None)
         dirty = False
         if key == state.sync_key:
             pass
-        elif state.previous is not None and key == state.previous["sync_key"]:
+        elif key is not None and key == state.previous_key:  # not .previous: that builds its snapshot
             state.rewind()
             dirty = True
         else:
