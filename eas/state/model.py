@@ -135,7 +135,7 @@ class Snapshot(dict[str, str]):
         self._note(key)
         dict.__delitem__(self, key)
 
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, key: str, *default: Any) -> Any:
         self._note(key)
         return dict.pop(self, key, *default)
 
@@ -146,11 +146,11 @@ class Snapshot(dict[str, str]):
             journal[key] = value
         return key, value
 
-    def setdefault(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def setdefault(self, key: str, default: Any = None) -> Any:
         self._note(key)
         return dict.setdefault(self, key, default)
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
