@@ -114,7 +114,7 @@ async def _estimate(ctx: Context, node: Node) -> _Answer:
         options["filter_type"] = filter_type
     view = CollectionState(cid, folder.backend_id, state.sync_key, snapshot, options=options)
     try:
-        answer.estimate = len(await pending_changes(ctx, folder.backend_id, view))
+        answer.estimate = (await pending_changes(ctx, folder.backend_id, view, 0))[1]
     except FolderNotFound:
         answer.status = INVALID_COLLECTION
     except BackendError:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
 
 from eas import hierarchy as hier
@@ -506,9 +507,9 @@ async def _normal(ctx: Context, creq: CollectionRequest, folder: hier.Collection
             ctx.config.default_window_size, ctx.config.max_window_size)
         if budget is not None:
             window = min(window, budget)
-        plan = await pending_changes(ctx, folder.backend_id, state)
-        result.more = len(plan) > window
-        sent = await _server_changes(ctx, folder, state, plan[:window], result)
+        plan, total = await pending_changes(ctx, folder.backend_id, state, window)
+        result.more = total > window
+        sent = await _server_changes(ctx, folder, state, plan, result)
     if applied or sent:
         state.advance()
         snapshot = state.snapshot
@@ -524,20 +525,21 @@ async def _normal(ctx: Context, creq: CollectionRequest, folder: hier.Collection
     result.sync_key = str(state.sync_key)
 
 
-async def pending_changes(ctx: Context, backend_id: str, state: CollectionState) -> list[tuple[str, str, str]]:
+async def pending_changes(ctx: Context, backend_id: str, state: CollectionState,
+                          limit: int | None = None) -> tuple[list[tuple[str, str, str]], int]:
     """What the next Sync would send, in sending order: ``(kind, backend item id, stamp)``
     with kind Delete, SoftDelete (left the FilterType window, 2.2.3.172), Change, Add
-    (newest first). GetItemEstimate counts these."""
+    (newest first); only the first ``limit`` are built (a window of a large folder), and
+    the total is returned beside them (GetItemEstimate counts it, Sync's MoreAvailable)."""
     since = filter_since(int(state.options.get("filter_type", 0) or 0))
     current = await ctx.backend.item_stamps(ctx.user, backend_id, since)
     added, changed, deleted = diff(state.snapshot, current)
-    plan: list[tuple[str, str, str]] = []
-    if deleted:
-        everything = await ctx.backend.item_stamps(ctx.user, backend_id) if since is not None else {}
-        plan = [("SoftDelete" if item in everything else "Delete", item, "") for item in deleted]
-    plan.extend(("Change", item, current[item]) for item in changed)
-    plan.extend(("Add", item, current[item]) for item in reversed(added))
-    return plan
+    everything = await ctx.backend.item_stamps(ctx.user, backend_id) if deleted and since is not None else {}
+    order = chain((("SoftDelete" if item in everything else "Delete", item, "") for item in deleted),
+                  (("Change", item, current[item]) for item in changed),
+                  (("Add", item, current[item]) for item in reversed(added)))
+    plan = list(order if limit is None else islice(order, limit))
+    return plan, len(deleted) + len(changed) + len(added)
 
 
 async def _fetch(ctx: Context, backend_id: str, ids: list[str], options: dict[str, Any]) -> dict[str, Email]:

@@ -357,6 +357,7 @@ class CollectionState:
 def diff(snapshot: dict[str, str], current: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
     """``(added, changed, deleted)`` ids between what the device has and what is there."""
     added = [k for k in current if k not in snapshot]
-    changed = [k for k, v in current.items() if k in snapshot and snapshot[k] != v]
+    get = snapshot.get
+    changed = [k for k, v in current.items() if get(k, v) != v]
     deleted = [k for k in snapshot if k not in current]
     return added, changed, deleted
