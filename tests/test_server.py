@@ -108,6 +108,9 @@ def test_publish_without_a_server_is_silent(tmp_path: Path) -> None:
     # A regular file where the socket should be.
     (tmp_path / "file.sock").write_text("x")
     UnixSocketNotifier(tmp_path / "file.sock").publish("alice@example.com", ["1"])
+    # Publishing raised nothing and created nothing: no socket, no folder, the file as it was.
+    assert not (tmp_path / "notify.sock").exists() and not (tmp_path / "missing").exists()
+    assert (tmp_path / "file.sock").read_text() == "x"
 
 
 @pytest.mark.kernel_independent
