@@ -199,3 +199,35 @@ def test_mutated_requests_get_protocol_answers_and_leave_state_usable() -> None:
 
     inbox_id = next(f.id for f in asyncio.run(store.folders("alice@example.com")) if f.type == 2)
     assert asyncio.run(resync()) == len(asyncio.run(store.item_stamps("alice@example.com", inbox_id)))
+
+
+def test_opaque_ids_holding_nul_are_answered_not_crashed_on() -> None:
+    """Found by the fuzz above: an id sent as opaque data holding NUL was echoed into the
+    response, which WBXML strings cannot carry (an unhandled error, HTTP 500)."""
+    from eas.tags import ItemOperations as IO
+    from eas.tags import Move
+    from eas.wbxml import Writer
+
+    folder = Path(tempfile.mkdtemp(prefix="eas-fuzz-"))
+    app, store = make_app(folder)
+    store.deliver("alice@example.com", MAIL.replace(b"{n}", b"0"))
+
+    async def scenario() -> None:
+        c, ids = await _ready(app, "14.1", "NulDevice")
+        w = Writer()
+        with w.tag(IO.ItemOperations), w.tag(IO.Fetch):
+            w.leaf(IO.Store, "Mailbox")
+            w.leaf(A.CollectionId, ids["inbox"])
+            w.opaque(A.ServerId, b"1:\x00")
+        fetched = await c.raw("ItemOperations", w.getvalue())
+        assert fetched.status == 200 and fetched.text(IO.Status) == "1"
+        assert fetched.node is not None and fetched.node.find(IO.Response, IO.Fetch, IO.Status) is not None
+        w = Writer()
+        with w.tag(Move.MoveItems), w.tag(Move.Move):
+            w.opaque(Move.SrcMsgId, b"\x00")
+            w.leaf(Move.SrcFldId, ids["inbox"])
+            w.leaf(Move.DstFldId, ids["other"])
+        moved = await c.raw("MoveItems", w.getvalue())
+        assert moved.status == 200 and moved.text(Move.Response, Move.Status) not in (None, "3")
+
+    asyncio.run(scenario())

@@ -25,12 +25,26 @@ from eas.tags import (
     Settings,
 )
 from eas.tags import ComposeMail as CM
+from eas.wbxml import Node
 
 if TYPE_CHECKING:
     from eas.context import Context
     from eas.protocol.http import HTTPResponse
 
 Handler = Callable[["Context"], Awaitable["HTTPResponse"]]
+
+
+def text(node: Node | None) -> str:
+    """A request element's text ("" when absent). Opaque content where the protocol has
+    text is read as UTF-8; bytes that are not, and NUL (which a WBXML string cannot
+    carry), become U+FFFD, so the value can be echoed in a response and simply matches
+    no id."""
+    if node is None or node.text is None:
+        return ""
+    value = node.text
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").replace("\0", "\ufffd")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from typing import Any
 
 from eas import hierarchy as hier
 from eas.backend import FOLDER_CLASS, BackendError, Email, FolderNotFound, FolderType, ItemNotFound
+from eas.commands import text
 from eas.commands.moveitems import Moved, record_moves
 from eas.context import Context
 from eas.items import server_id, split_server_id
@@ -125,11 +126,11 @@ def _global_status(ctx: Context, status: int) -> HTTPResponse:
 
 
 async def _fetch(ctx: Context, op: Node, out: _Response) -> None:
-    store = _text(op.find(IO.Store))
+    store = text(op.find(IO.Store))
     refs = [c for c in op.children if c.tag == AirSyncBase.FileReference]
-    long_id = _text(op.find(Search.LongId))
-    collection_id = _text(op.find(AirSync.CollectionId))
-    item = _text(op.find(AirSync.ServerId))
+    long_id = text(op.find(Search.LongId))
+    collection_id = text(op.find(AirSync.CollectionId))
+    item = text(op.find(AirSync.ServerId))
     kinds = sum(bool(x) for x in (refs, long_id, item or collection_id))
     if store.lower() != "mailbox" or op.find(DocumentLibrary.LinkId) is not None:
         status = UNKNOWN_STORE if store else PROTOCOL_ERROR
@@ -137,7 +138,7 @@ async def _fetch(ctx: Context, op: Node, out: _Response) -> None:
     elif kinds != 1 or len(refs) > 1:
         _fetch_status(out.writer, PROTOCOL_ERROR, op)
     elif refs:
-        await _fetch_attachment(ctx, op, _text(refs[0]), out)
+        await _fetch_attachment(ctx, op, text(refs[0]), out)
     else:
         await _fetch_item(ctx, op, collection_id, item, long_id, out)
 
@@ -147,7 +148,7 @@ def _fetch_status(w: Writer, status: int, op: Node) -> None:
     with w.tag(IO.Fetch):
         w.leaf(IO.Status, status)
         for tag in (Search.LongId, AirSync.CollectionId, AirSync.ServerId, AirSyncBase.FileReference):
-            value = _text(op.find(tag))
+            value = text(op.find(tag))
             if value and len(value) <= 256:
                 w.leaf(tag, value)
 
@@ -160,7 +161,7 @@ async def _fetch_attachment(ctx: Context, op: Node, reference: str, out: _Respon
     wanted: tuple[int, int] | None = None
     options = op.find(IO.Options)
     if options is not None and options.find(IO.Range) is not None:
-        match = _RANGE.fullmatch(_text(options.find(IO.Range)).strip())
+        match = _RANGE.fullmatch(text(options.find(IO.Range)).strip())
         if match is None or int(match.group(1)) > int(match.group(2)):
             _fetch_status(w, BAD_RANGE, op)
             return
@@ -261,8 +262,8 @@ def _properties(ctx: Context, email: Email, options: dict[str, Any], schema: set
         for body in properties.findall(AirSyncBase.Body):
             for i, child in enumerate(body.children):
                 if child.tag == AirSyncBase.Data:
-                    text = child.text
-                    data = text if isinstance(text, bytes) else (text or "").encode("utf-8", "surrogateescape")
+                    value = child.text
+                    data = value if isinstance(value, bytes) else (value or "").encode("utf-8", "surrogateescape")
                     part = out.add_part(data)
                     if part is None:
                         return None
@@ -282,7 +283,7 @@ def _schema(options: Node | None) -> set[int] | None:
 
 
 async def _empty_folder(ctx: Context, op: Node, w: Writer) -> None:
-    collection_id = _text(op.find(AirSync.CollectionId))
+    collection_id = text(op.find(AirSync.CollectionId))
     options = op.find(IO.Options)
     delete_subfolders = options is not None and options.find(IO.DeleteSubFolders) is not None
     status = SUCCESS
@@ -326,7 +327,7 @@ async def _move_conversation(ctx: Context, op: Node, w: Writer) -> None:
 async def _conversation_status(ctx: Context, op: Node, conversation: bytes | None) -> int:
     if not ctx.has(IO.Move) or not conversation:
         return PROTOCOL_ERROR
-    destination = _text(op.find(IO.DstFldId))
+    destination = text(op.find(IO.DstFldId))
     options = op.find(IO.Options)
     if options is None or options.find(IO.MoveAlways) is None:
         return MOVE_ALWAYS_REQUIRED
@@ -381,10 +382,3 @@ _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 def _content_type(value: str) -> str:
     value = (value or "").split(";")[0].strip()
     return value if len(value) <= 128 and _MEDIA_TYPE.fullmatch(value) else "application/octet-stream"
-
-
-def _text(node: Node | None) -> str:
-    if node is None or node.text is None:
-        return ""
-    text = node.text
-    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text

@@ -18,13 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eas.backend import FOLDER_CLASS, BackendError, FolderNotFound, FolderType, ItemNotFound
+from eas.commands import text
 from eas.context import Context
 from eas.items import filter_since, server_id, split_server_id
 from eas.protocol.errors import ProtocolError
 from eas.protocol.http import HTTPResponse
 from eas.state.model import CollectionState, FolderEntry
 from eas.tags import Move
-from eas.wbxml import Node, Writer
+from eas.wbxml import Writer
 
 INVALID_SOURCE = 1
 INVALID_DESTINATION = 2
@@ -56,8 +57,9 @@ async def handle(ctx: Context) -> HTTPResponse:
     results: list[tuple[str, int, str]] = []
     done: list[Moved] = []
     for move in moves:
-        src_msg = _text(move, Move.SrcMsgId)
-        status, dst_msg, moved = await _move(ctx, src_msg, _text(move, Move.SrcFldId), _text(move, Move.DstFldId))
+        src_msg = text(move.find(Move.SrcMsgId))
+        status, dst_msg, moved = await _move(ctx, src_msg, text(move.find(Move.SrcFldId)),
+                                               text(move.find(Move.DstFldId)))
         results.append((src_msg, status, dst_msg))
         if moved is not None:
             done.append(moved)
@@ -146,9 +148,3 @@ def _filter_type(state: CollectionState) -> int:
     value = state.options.get("filter_type", 0)
     return value if isinstance(value, int) else 0
 
-
-def _text(node: Node, tag: int) -> str:
-    value = node.findtext(tag)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value or ""

@@ -31,7 +31,7 @@ from typing import Any
 
 from eas import mime as mimelib
 from eas.backend import BackendError, Email, FolderNotFound, ItemNotFound, QuotaExceeded
-from eas.commands import COMMANDS
+from eas.commands import COMMANDS, text
 from eas.context import Context
 from eas.items import split_server_id
 from eas.protocol.http import HTTPResponse
@@ -124,26 +124,26 @@ def _wbxml_request(ctx: Context, command: str, body: Node) -> Compose:
     if body.tag != root:
         raise ComposeError(Common.InvalidXML, "the request's top element does not match the command")
     request = Compose(command=command)
-    client_id = _text(body.find(CM.ClientId))
+    client_id = text(body.find(CM.ClientId))
     if not client_id or len(client_id) > MAX_CLIENT_ID:
         raise ComposeError(Common.InvalidXML, "ClientId missing or too long")
     request.client_id = client_id
-    if _text(body.find(CM.AccountId)):
+    if text(body.find(CM.AccountId)):
         # Settings offers no AccountIds (the primary account has none), so any is unknown.
         raise ComposeError(Common.InvalidAccountId, "unknown AccountId")
     request.save_in_sent = body.find(CM.SaveInSentItems) is not None
     request.replace_mime = body.find(CM.ReplaceMime) is not None
     node = body.find(CM.Mime)
     if node is not None:
-        text = node.text
-        request.mime = text if isinstance(text, bytes) else (text or "").encode("utf-8", "surrogateescape")
+        value = node.text
+        request.mime = value if isinstance(value, bytes) else (value or "").encode("utf-8", "surrogateescape")
     if request.smart:
         source = body.find(CM.Source)
         if source is None:
             raise ComposeError(Common.InvalidXML, "Source missing")
-        request.collection_id = _text(source.find(CM.FolderId))
-        request.item_id = _text(source.find(CM.ItemId))
-        request.long_id = _text(source.find(CM.LongId))
+        request.collection_id = text(source.find(CM.FolderId))
+        request.item_id = text(source.find(CM.ItemId))
+        request.long_id = text(source.find(CM.LongId))
         if request.long_id and (request.item_id or request.collection_id):
             raise ComposeError(Common.InvalidCombinationOfIDs, "LongId together with FolderId/ItemId")
     forwardees = body.find(CM.Forwardees)
@@ -168,10 +168,10 @@ def _forwardees(node: Node | None) -> list[tuple[str, str]]:
         return []
     out: list[tuple[str, str]] = []
     for forwardee in node.findall(CM.Forwardee):
-        address = _text(forwardee.find(CM.Email)).strip()
+        address = text(forwardee.find(CM.Email)).strip()
         if "@" not in address or any(c in address for c in "\r\n<>,;\"") or len(address) > 320:
             raise ComposeError(Common.InvalidSmartForwardParameters, "Forwardee without a valid Email")
-        name = " ".join(_text(forwardee.find(CM.Name)).split())[:256]
+        name = " ".join(text(forwardee.find(CM.Name)).split())[:256]
         out.append((name, address))
     if not out:
         raise ComposeError(Common.InvalidSmartForwardParameters, "Forwardees without a Forwardee")
@@ -181,17 +181,10 @@ def _forwardees(node: Node | None) -> list[tuple[str, str]]:
 def _new_body(node: Node | None) -> tuple[int, str] | None:
     if node is None:
         return None
-    kind = _text(node.find(AirSyncBase.Type)) or "1"
+    kind = text(node.find(AirSyncBase.Type)) or "1"
     if kind not in ("1", "2"):
         raise ComposeError(Common.InvalidSmartForwardParameters, "Body Type must be 1 (text) or 2 (HTML)")
-    return int(kind), _text(node.find(AirSyncBase.Data))
-
-
-def _text(node: Node | None) -> str:
-    if node is None or node.text is None:
-        return ""
-    text = node.text
-    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return int(kind), text(node.find(AirSyncBase.Data))
 
 
 # -- building the message -----------------------------------------------------------------
