@@ -15,6 +15,7 @@ import asyncio
 import base64
 import http.client
 import os
+import platform
 import resource
 import signal
 import socket
@@ -31,7 +32,7 @@ from urllib.parse import urlencode
 
 from eas.tags import FolderHierarchy as FH
 from eas.tags import Provision as P
-from eas.wbxml import Node, decode, from_xml
+from eas.wbxml import IMPLEMENTATION, Node, decode, from_xml
 
 WBXML = "application/vnd.ms-sync.wbxml"
 PATH = "/Microsoft-Server-ActiveSync"
@@ -429,3 +430,17 @@ def wait_idle(pid: int, *, quiet: float = 0.5, threshold: float = 0.02, timeout:
             break
         last = now
     return time.monotonic() - start
+
+
+def machine() -> str:
+    """One line naming the machine, Python, the codec and the load at the start."""
+    cpu = platform.machine()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} "
+            f"{platform.release()}, codec {IMPLEMENTATION}, load average {load} at the start")

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -55,7 +54,7 @@ import mailgen
 from eas import notify, server
 from eas.tags import AirSync as A
 from eas.tags import Ping as PingTag
-from eas.wbxml import IMPLEMENTATION, decode, from_xml
+from eas.wbxml import decode, from_xml
 
 HEARTBEAT = 3000  # seconds: no Ping expires during the run
 VERSION = "14.1"
@@ -321,19 +320,6 @@ async def fan_out(data_dir: Path, user: str, parked: list[Parked], w: Wakes) -> 
 # -- report --------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = platform.machine()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/loadavg") as f:
-        load = f.read().split()[0]
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} "
-            f"{platform.release()}, codec {IMPLEMENTATION}, load average {load} at the start")
-
-
 def ms(values: list[float], q: float) -> str:
     return f"{easproc.percentile(values, q) * 1000:.1f}"
 
@@ -445,7 +431,7 @@ def main() -> int:
     if limit < max(args.counts) + 100:
         print(f"the open-file limit is {limit}: too low for {max(args.counts)} connections", file=sys.stderr)
         return 1
-    print(f"machine: {machine()}")
+    print(f"machine: {easproc.machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="eas-bench-ping-"))
     try:
         asyncio.run(run(args, tmp))

@@ -34,7 +34,6 @@ import asyncio
 import gc
 import multiprocessing
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -51,7 +50,7 @@ import mailgen
 
 from eas import server
 from eas.tags import AirSync as A
-from eas.wbxml import IMPLEMENTATION, Writer, decode, encode, from_xml
+from eas.wbxml import Writer, decode, encode, from_xml
 
 USER = easproc.Account("bench@example.com", "bench-secret")
 VERSION = "14.1"
@@ -262,22 +261,6 @@ def item_encoding_cost(run: Run, store: object, repeat: int) -> None:
 # -- report --------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    with open("/proc/loadavg") as f:
-        load = f.read().split()[0]
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} "
-            f"{platform.release()}, codec {IMPLEMENTATION}, load average {load} at the start")
-
-
 def report(runs: list[Run], count: int) -> None:
     print()
     print("| run | requests | MB sent | wall s | mails/s | server CPU s | CPU µs/mail | bare (Writer) s "
@@ -336,7 +319,7 @@ def main() -> int:
     count = args.mails or (2000 if args.quick else 10000)
     windows = [int(w) for w in args.windows.split(",")]
 
-    print(f"machine: {machine()}")
+    print(f"machine: {easproc.machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="eas-bench-sync-"))
     try:
         if args.reuse:
