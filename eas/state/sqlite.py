@@ -112,7 +112,7 @@ class SQLiteStateStore:
 
     async def commit(self, device: DeviceRecord, blobs: Mapping[str, bytes | None]) -> None:
         def write(db: sqlite3.Connection) -> None:
-            with self._transaction(db):
+            with _transaction(db):
                 self._write_device(db, device)
                 for key, value in blobs.items():
                     self._write_blob(db, device.user, device.device_id, key, value)
@@ -130,7 +130,7 @@ class SQLiteStateStore:
 
     async def delete_device(self, user: str, device_id: str) -> None:
         def delete(db: sqlite3.Connection) -> None:
-            with self._transaction(db):
+            with _transaction(db):
                 db.execute("DELETE FROM blobs WHERE user = ? AND device_id = ?", (user, device_id))
                 db.execute("DELETE FROM devices WHERE user = ? AND device_id = ?", (user, device_id))
 
@@ -177,21 +177,22 @@ class SQLiteStateStore:
             except sqlite3.Error as e:
                 raise StateError(f"{what} in {self.path!r} failed: {e}") from None
 
-    @contextmanager
-    def _transaction(self, db: sqlite3.Connection) -> Iterator[None]:
-        """BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails
-        half-way on a lock upgrade; any exception inside rolls everything back."""
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                try:
-                    db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # the original error says more; SQLite has rolled back on its own
-            raise
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails
+    half-way on a lock upgrade; any exception inside rolls everything back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the original error says more; SQLite has rolled back on its own
+        raise
 
 
 def _migrate(db: sqlite3.Connection, path: str) -> None:
@@ -206,8 +207,7 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
         if version > SCHEMA_VERSION:
             raise StateError(f"state database {path!r} has schema version {version}, newer than this library's "
                              f"({SCHEMA_VERSION}): upgrade eas")
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             # Another process may have migrated between our read and our lock.
             if db.execute("PRAGMA user_version").fetchone()[0] == version:
                 if version == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
@@ -216,11 +216,6 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
                 for statement in MIGRATIONS[version]:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {version + 1}")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
 
 def _retry_busy(work: Callable[[], T], deadline: float) -> T:
