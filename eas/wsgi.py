@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import http
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from eas.core import ActiveSync
 from eas.protocol.http import HTTPRequest, HTTPResponse
+from eas.protocol.status import REASONS
 
 StartResponse = Callable[..., Any]
 _CHUNK = 64 * 1024
@@ -153,9 +153,4 @@ def _native(path: str) -> str:
 
 
 def _status_line(status: int) -> str:
-    if status == 449:
-        return "449 Retry With"  # MS-ASHTTP 2.2.2.1.1; not in the IANA registry
-    try:
-        return f"{status} {http.HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"{status} Status {status}"
+    return f"{status} {REASONS.get(status, 'Status')}"
