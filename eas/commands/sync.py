@@ -534,7 +534,9 @@ async def pending_changes(ctx: Context, backend_id: str, state: CollectionState,
     since = filter_since(int(state.options.get("filter_type", 0) or 0))
     current = await ctx.backend.item_stamps(ctx.user, backend_id, since)
     added, changed, deleted = diff(state.snapshot, current)
-    everything = await ctx.backend.item_stamps(ctx.user, backend_id) if deleted and since is not None else {}
+    # Which deletes are soft ones is asked only when a delete is to be built (not to count).
+    classify = deleted and since is not None and limit != 0
+    everything = await ctx.backend.item_stamps(ctx.user, backend_id) if classify else {}
     order = chain((("SoftDelete" if item in everything else "Delete", item, "") for item in deleted),
                   (("Change", item, current[item]) for item in changed),
                   (("Add", item, current[item]) for item in reversed(added)))
