@@ -610,7 +610,8 @@ class ReferenceStore:
         in ``outgoing``; there is no SMTP relay for the others. ``SendFailed`` without any
         recipient or for bytes that are no message at all."""
         prepared = _prepare_outgoing(user, mime)
-        recipients = mimeparse.parse(prepared).recipients
+        parsed = mimeparse.parse(prepared)
+        recipients = parsed.recipients
         if not recipients:
             raise SendFailed("the message has no recipient")
         delivered = _strip_bcc(prepared)
@@ -630,7 +631,7 @@ class ReferenceStore:
                     changed.setdefault(address, set()).add(str(inbox))
             if save_in_sent:
                 sent = self._special(conn, user_id, FolderType.SENT_ITEMS)
-                self._insert_mail(conn, user_id, sent, prepared, read=True)
+                self._insert_mail(conn, user_id, sent, prepared, read=True, parsed=parsed)
                 changed.setdefault(user.lower(), set()).add(str(sent))
 
     # -- Backend: settings ---------------------------------------------------------------
