@@ -31,10 +31,9 @@ from typing import Any
 
 from eas import hierarchy as hier
 from eas.backend import BackendError, FolderNotFound
+from eas.commands.sync import pending_changes
 from eas.context import Context
-from eas.items import filter_since
 from eas.protocol.http import HTTPResponse
-from eas.state.model import diff
 from eas.tags import Ping as P
 from eas.wbxml import Node, Writer
 
@@ -147,10 +146,7 @@ async def _has_changes(ctx: Context, collection_id: str, backend_id: str) -> boo
     state = await ctx.state.collection(collection_id)
     if state is None:
         return bool(await ctx.backend.item_stamps(ctx.user, backend_id))
-    filter_type = state.options.get("filter_type", 0)
-    since = filter_since(filter_type if isinstance(filter_type, int) else 0)
-    added, changed, deleted = diff(state.snapshot, await ctx.backend.item_stamps(ctx.user, backend_id, since=since))
-    return bool(added or changed or deleted)
+    return (await pending_changes(ctx, backend_id, state, 0))[1] > 0
 
 
 def _parse(body: Node | None) -> _Request:
