@@ -325,7 +325,7 @@ async def _move_conversation(ctx: Context, op: Node, w: Writer) -> None:
 
 
 async def _conversation_status(ctx: Context, op: Node, conversation: bytes | None) -> int:
-    if not ctx.has(IO.Move) or not conversation:
+    if not conversation:
         return PROTOCOL_ERROR
     destination = text(op.find(IO.DstFldId))
     options = op.find(IO.Options)
