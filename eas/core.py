@@ -43,7 +43,7 @@ from eas.protocol.versions import Version, command_in_version
 from eas.state.model import DeviceRecord
 from eas.state.session import DeviceState
 from eas.state.store import StateStore
-from eas.wbxml import WBXMLError, Writer, decode
+from eas.wbxml import Node, WBXMLError, Writer, decode
 
 __all__ = ["AccessDecision", "AccessHook", "ActiveSync", "Authenticator", "Config", "PolicyDecision", "PolicyHook",
            "allow_all", "permissive_policy"]  # Config from eas.config, here too for ActiveSync(config=...)
@@ -263,7 +263,7 @@ class ActiveSync:
             return st.Common.PolicyRefresh
         return None
 
-    def _body(self, request: EASRequest, info: commands.CommandInfo) -> Any:
+    def _body(self, request: EASRequest, info: commands.CommandInfo) -> Node | None:
         """The decoded WBXML body; None when empty or raw MIME."""
         if not request.body:
             if info.empty_body or (info.mime_before_14 and request.version < Version("14.0")):
@@ -278,11 +278,10 @@ class ActiveSync:
 
     def _options(self) -> HTTPResponse:
         """MS-ASHTTP 2.2.4: the versions and commands this server offers."""
-        names = [name for name in commands.COMMANDS if commands.handler_available(name)]
         return HTTPResponse(st.OK, [
             ("Allow", "OPTIONS,POST"),
             ("MS-ASProtocolVersions", ",".join(v.text for v in self.config.versions)),
-            ("MS-ASProtocolCommands", ",".join(names)),
+            ("MS-ASProtocolCommands", ",".join(commands.COMMANDS)),
         ], b"")
 
     def _finish(self, http: HTTPRequest, response: HTTPResponse) -> HTTPResponse:

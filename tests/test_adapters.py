@@ -23,7 +23,6 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import uvicorn
 
-from eas import commands
 from eas.asgi import ASGIApp
 from eas.core import ActiveSync, Config, PolicyDecision
 from eas.protocol.errors import StateError
@@ -406,7 +405,6 @@ def test_asgi_client_leaving_mid_body_leaves_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.kernel_independent
-@pytest.mark.skipif(not commands.handler_available("Ping"), reason="the Ping handler is not written yet")
 def test_asgi_client_leaving_a_long_poll_leaves_nothing(tmp_path: Path) -> None:
     activesync, store = make_app(tmp_path)
     activesync.policy = no_provisioning
@@ -505,7 +503,6 @@ def test_wsgi_close_stops_the_loop_and_closes_the_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.kernel_independent
-@pytest.mark.skipif(not commands.handler_available("Ping"), reason="the Ping handler is not written yet")
 def test_wsgi_close_ends_a_waiting_long_poll(tmp_path: Path) -> None:
     activesync, store = make_app(tmp_path)
     activesync.policy = no_provisioning

@@ -8,8 +8,8 @@ is. Modules are imported on first use.
 
 from __future__ import annotations
 
+import functools
 import importlib
-import importlib.util
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -76,17 +76,12 @@ COMMANDS: dict[str, CommandInfo] = {
 }
 
 
+@functools.cache
 def handler(command: str) -> Handler | None:
-    """The handler of a command, or None when this server does not implement it."""
+    """The handler of a command, or None when this server does not implement it (the
+    module is imported on first use, so tools that never serve do not load it)."""
     info = COMMANDS.get(command)
-    if info is None or not handler_available(command):
+    if info is None:
         return None
-    module = importlib.import_module(f"eas.commands.{info.module}")
-    found: Handler = module.handle
+    found: Handler = importlib.import_module(f"eas.commands.{info.module}").handle
     return found
-
-
-def handler_available(command: str) -> bool:
-    """Whether the command's module exists (for OPTIONS)."""
-    info = COMMANDS.get(command)
-    return info is not None and importlib.util.find_spec(f"eas.commands.{info.module}") is not None
