@@ -223,7 +223,7 @@ async def _request(ctx: Context) -> SyncRequest:
             raise _Refusal(PROTOCOL_ERROR)
         if not cached:
             raise _Refusal(INCOMPLETE_REQUEST)
-        return _from_cache(ctx, cached, [], None)
+        return _from_cache(cached, [], None, None)
     if body.tag != A.Sync:
         raise _Refusal(PROTOCOL_ERROR)
     partial = False
@@ -258,7 +258,7 @@ async def _request(ctx: Context) -> SyncRequest:
     if (partial or collections is None) and can_replay:
         if not cached:
             raise _Refusal(INCOMPLETE_REQUEST)
-        request = _from_cache(ctx, cached, collections or [], wait, window, explicit_wait=wait is not None)
+        request = _from_cache(cached, collections or [], wait, window)
     elif collections is None:
         raise _Refusal(PROTOCOL_ERROR)
     else:
@@ -334,10 +334,11 @@ def _check_commands(node: Node) -> None:
             raise ProtocolError(f"{cmd!r} without a usable id")
 
 
-def _from_cache(ctx: Context, cached: dict[str, Any], named: list[CollectionRequest], wait: int | None,
-                window: int | None = None, *, explicit_wait: bool = False) -> SyncRequest:
+def _from_cache(cached: dict[str, Any], named: list[CollectionRequest], wait: int | None,
+                window: int | None) -> SyncRequest:
     """The cached request with the collections of a Partial one merged in (2.2.3.131):
-    those it names as sent, the others as last sent, at their current SyncKey."""
+    those it names as sent, the others as last sent, at their current SyncKey; the Wait
+    and WindowSize it gives, else the cached ones."""
     by_id = {c.collection_id: c for c in named}
     collections: list[CollectionRequest] = []
     for entry in cached.get("collections", []):
@@ -349,7 +350,7 @@ def _from_cache(ctx: Context, cached: dict[str, Any], named: list[CollectionRequ
             cid, None, entry.get("get_changes"), entry.get("deletes_as_moves", True), entry.get("window_size"),
             entry.get("conversation_mode")))
     collections.extend(by_id.values())
-    return SyncRequest(collections, wait if explicit_wait else cached.get("wait"),
+    return SyncRequest(collections, wait if wait is not None else cached.get("wait"),
                        window if window is not None else cached.get("window_size"))
 
 
