@@ -27,7 +27,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
-from email.utils import format_datetime, make_msgid
 from typing import Any, Self
 
 from eas.backend import (
@@ -808,26 +807,15 @@ def _email(row: sqlite3.Row | tuple[Any, ...], with_mime: bool) -> Email:
 
 def _prepare_outgoing(user: str, mime: bytes) -> bytes:
     """The submitted bytes with From, Date and Message-ID added where the device left
-    them out; ``SendFailed`` for input that is no message."""
-    if not mime or not mime.strip():
-        raise SendFailed("empty message")
+    them out (as the core's SendMail does, ``eas.mime``); ``SendFailed`` for input that is
+    no message."""
+    from eas import mime as mimelib
+
     try:
-        msg = mimeparse.load(mime)
-    except Exception:  # noqa: BLE001
-        raise SendFailed("the message cannot be parsed") from None
-    if not list(msg.keys()):
-        raise SendFailed("the message has no header")
-    extra: list[tuple[str, str]] = []
-    if not msg.get("from"):
-        extra.append(("From", user.lower()))
-    if not msg.get("date"):
-        extra.append(("Date", format_datetime(datetime.now(UTC))))
-    if not msg.get("message-id"):
-        extra.append(("Message-ID", make_msgid(domain=user.rpartition("@")[2] or None)))
-    if not extra:
-        return mime
-    head = b"".join(f"{k}: {v}\r\n".encode() for k, v in extra)
-    return head + mime
+        msg = mimelib.parse(mime)
+    except mimelib.MimeError as e:
+        raise SendFailed(str(e)) from None
+    return mimelib.with_missing_headers(mime, msg, user.lower())
 
 
 def _strip_bcc(mime: bytes) -> bytes:
