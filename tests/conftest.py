@@ -45,10 +45,3 @@ def implementation(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
     _impl.select(previous)
 
-
-@pytest.fixture
-def app(tmp_path):  # type: ignore[no-untyped-def]
-    """``(ActiveSync, ReferenceStore)`` in ``tmp_path`` with alice and bob."""
-    from eas.testing.harness import make_app
-
-    return make_app(tmp_path)

@@ -48,9 +48,8 @@ class ServiceUnavailable(EASError):
 
     http_status = 503
 
-    def __init__(self, message: str, *, retry_after: int = 30, **kw: object) -> None:
+    def __init__(self, message: str, *, retry_after: int = 30) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)})
-        self.retry_after = retry_after
 
 
 class StateError(EASError):
