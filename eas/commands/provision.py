@@ -188,8 +188,6 @@ async def _download(ctx: Context, request: _Request) -> HTTPResponse:
         # Required in the device's initial Provision (MS-ASPROV 3.1.5.1); a device that
         # told us before may re-provision (a policy refresh) without repeating it.
         raise EASError("Provision without DeviceInformation", status=st.Common.DeviceInformationRequired)
-    if not ctx.has(S.DeviceInformation):
-        info_status = None
     expected = policy.policy_type(ctx.version)
     if request.policy_type != expected:
         return _respond(ctx, SUCCESS, info_status=info_status, policy_type=request.policy_type,
@@ -209,7 +207,7 @@ async def _download(ctx: Context, request: _Request) -> HTTPResponse:
     ctx.state.cache_changed()
     w = Writer()
     with w.tag(P.Provision):
-        _write_device_information(w, info_status)
+        _write_device_information(ctx, w, info_status)
         w.leaf(P.Status, SUCCESS)
         with w.tag(P.Policies), w.tag(P.Policy):
             w.leaf(P.PolicyType, expected)
@@ -320,8 +318,9 @@ def _acknowledge_wipe(ctx: Context, element: int, status: int) -> HTTPResponse:
 # -- writing -------------------------------------------------------------------------------
 
 
-def _write_device_information(w: Writer, status: int | None) -> None:
-    if status is not None:
+def _write_device_information(ctx: Context, w: Writer, status: int | None) -> None:
+    """DeviceInformation's Status, where there is one and the version has the element."""
+    if status is not None and ctx.has(S.DeviceInformation):
         with w.tag(S.DeviceInformation):
             w.leaf(S.Status, status)
 
@@ -331,7 +330,7 @@ def _respond(ctx: Context, status: int, *, info_status: int | None = None, polic
     """A Provision response without policy data (MS-ASPROV 6.3 order)."""
     w = Writer()
     with w.tag(P.Provision):
-        _write_device_information(w, info_status if ctx.has(S.DeviceInformation) else None)
+        _write_device_information(ctx, w, info_status)
         w.leaf(P.Status, status)
         if policy_status is not None:
             with w.tag(P.Policies), w.tag(P.Policy):
