@@ -214,9 +214,7 @@ async def _build(ctx: Context, request: Compose) -> tuple[bytes, bool]:
         else:
             mimelib.forward(new, original)
         data = mimelib.to_bytes(new)
-    except mimelib.MimeError:
-        raise ComposeError(Common.MessageReplyFailed, "the reply could not be built") from None
-    except Exception:  # noqa: BLE001 - the stdlib email package on hostile input
+    except Exception:  # noqa: BLE001 - MimeError, or the stdlib email package on hostile input
         raise ComposeError(Common.MessageReplyFailed, "the reply could not be built") from None
     return _complete(ctx, data, mimelib.parse(data)), request.save_in_sent
 
