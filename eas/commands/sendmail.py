@@ -73,10 +73,18 @@ class Compose:
     forwardees: list[tuple[str, str]] = field(default_factory=list)
     body: tuple[int, str] | None = None  # 16.x SmartForward airsyncbase:Body (Type, Data)
     legacy: bool = False
+    parsed: EmailMessage | None = None  # ``mime`` parsed, once
 
     @property
     def smart(self) -> bool:
         return self.command in ("SmartReply", "SmartForward")
+
+    def message(self) -> EmailMessage:
+        """``mime`` as a message (parsed on first use); ``MimeError`` if it is none."""
+        if self.parsed is None:
+            assert self.mime is not None
+            self.parsed = mimelib.parse(self.mime)
+        return self.parsed
 
 
 async def handle(ctx: Context) -> HTTPResponse:
@@ -195,7 +203,7 @@ async def _build(ctx: Context, request: Compose) -> tuple[bytes, bool]:
     new: EmailMessage | None = None
     if request.mime is not None:
         try:
-            new = mimelib.parse(request.mime)
+            new = request.message()
         except mimelib.MimeError as e:
             raise ComposeError(Common.InvalidMIME, str(e)) from None
     if not request.smart or request.replace_mime:
@@ -313,7 +321,7 @@ def _dedup_key(request: Compose) -> str:
         return "c:" + request.client_id
     if request.legacy and request.mime:
         try:
-            msg = mimelib.parse(request.mime)
+            msg = request.message()
         except mimelib.MimeError:
             return ""
         ids = [v for k, v in msg.raw_items() if k.lower() == "message-id"]
