@@ -19,14 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eas import hierarchy as hier
-from eas.backend import BackendError, FolderNotFound
-from eas.commands.sync import SUPPORTED_CLASSES, pending_changes
+from eas.backend import BackendError
+from eas.commands.sync import SUPPORTED_CLASSES, filter_type_of, pending_changes
 from eas.context import Context
 from eas.items.email import parse_body_options
 from eas.protocol import status as st
 from eas.protocol.errors import ProtocolError
 from eas.protocol.http import HTTPResponse
-from eas.state.model import CollectionState
 from eas.tags import AirSync
 from eas.tags import GetItemEstimate as G
 from eas.wbxml import Node, Writer
@@ -109,14 +108,10 @@ async def _estimate(ctx: Context, node: Node) -> _Answer:
     if folder.item_class not in SUPPORTED_CLASSES:
         answer.estimate = 0
         return answer
-    options = dict(state.options)
-    if filter_type is not None:
-        options["filter_type"] = filter_type
-    view = CollectionState(cid, folder.backend_id, state.sync_key, snapshot, options=options)
+    if filter_type is None:
+        filter_type = filter_type_of(state.options)
     try:
-        answer.estimate = (await pending_changes(ctx, folder.backend_id, view, 0))[1]
-    except FolderNotFound:
-        answer.status = INVALID_COLLECTION
-    except BackendError:
+        answer.estimate = (await pending_changes(ctx, folder.backend_id, snapshot, filter_type, 0))[1]
+    except BackendError:  # FolderNotFound among them
         answer.status = INVALID_COLLECTION
     return answer

@@ -31,7 +31,7 @@ from typing import Any
 
 from eas import hierarchy as hier
 from eas.backend import BackendError, FolderNotFound
-from eas.commands.sync import pending_changes
+from eas.commands.sync import filter_type_of, pending_changes
 from eas.context import Context
 from eas.protocol.http import HTTPResponse
 from eas.tags import Ping as P
@@ -146,7 +146,7 @@ async def _has_changes(ctx: Context, collection_id: str, backend_id: str) -> boo
     state = await ctx.state.collection(collection_id)
     if state is None:
         return bool(await ctx.backend.item_stamps(ctx.user, backend_id))
-    return (await pending_changes(ctx, backend_id, state, 0))[1] > 0
+    return (await pending_changes(ctx, backend_id, state.snapshot, filter_type_of(state.options), 0))[1] > 0
 
 
 def _parse(body: Node | None) -> _Request:

@@ -508,7 +508,7 @@ async def _normal(ctx: Context, creq: CollectionRequest, folder: hier.Collection
             ctx.config.default_window_size, ctx.config.max_window_size)
         if budget is not None:
             window = min(window, budget)
-        plan, total = await pending_changes(ctx, folder.backend_id, state, window)
+        plan, total = await pending_changes(ctx, folder.backend_id, state.snapshot, filter_type_of(state.options), window)
         result.more = total > window
         sent = await _server_changes(ctx, folder, state, plan, result)
     if applied or sent:
@@ -526,15 +526,21 @@ async def _normal(ctx: Context, creq: CollectionRequest, folder: hier.Collection
     result.sync_key = str(state.sync_key)
 
 
-async def pending_changes(ctx: Context, backend_id: str, state: CollectionState,
+def filter_type_of(options: dict[str, Any]) -> int:
+    """The FilterType a collection's options are in force with (0, no window, if none)."""
+    return int(options.get("filter_type", 0) or 0)
+
+
+async def pending_changes(ctx: Context, backend_id: str, snapshot: dict[str, str], filter_type: int,
                           limit: int | None = None) -> tuple[list[tuple[str, str, str]], int]:
-    """What the next Sync would send, in sending order: ``(kind, backend item id, stamp)``
-    with kind Delete, SoftDelete (left the FilterType window, 2.2.3.172), Change, Add
-    (newest first); only the first ``limit`` are built (a window of a large folder), and
-    the total is returned beside them (GetItemEstimate counts it, Sync's MoreAvailable)."""
-    since = filter_since(int(state.options.get("filter_type", 0) or 0))
+    """What the next Sync would send to a device holding ``snapshot``, in sending order:
+    ``(kind, backend item id, stamp)`` with kind Delete, SoftDelete (left the FilterType
+    window, 2.2.3.172), Change, Add (newest first); only the first ``limit`` are built (a
+    window of a large folder), and the total is returned beside them (GetItemEstimate and
+    Ping count it, Sync's MoreAvailable)."""
+    since = filter_since(filter_type)
     current = await ctx.backend.item_stamps(ctx.user, backend_id, since)
-    added, changed, deleted = diff(state.snapshot, current)
+    added, changed, deleted = diff(snapshot, current)
     # Which deletes are soft ones is asked only when a delete is to be built (not to count).
     classify = deleted and since is not None and limit != 0
     everything = await ctx.backend.item_stamps(ctx.user, backend_id) if classify else {}
