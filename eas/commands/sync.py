@@ -51,6 +51,7 @@ from eas.context import Context
 from eas.items import filter_since, server_id, split_server_id
 from eas.items.email import (
     draft_mime,
+    is_smime,
     mime_mode,
     parse_body_options,
     parse_email_change,
@@ -559,7 +560,7 @@ async def _fetch(ctx: Context, backend_id: str, ids: list[str], options: dict[st
     emails = await ctx.backend.fetch_emails(ctx.user, backend_id, ids, mime=mode == 2)
     found = {e.id: e for e in emails}
     if mode == 1:
-        smime = [e.id for e in emails if e.message_class.startswith("IPM.Note.SMIME")]
+        smime = [e.id for e in emails if is_smime(e)]
         if smime:
             for e in await ctx.backend.fetch_emails(ctx.user, backend_id, smime, mime=True):
                 found[e.id] = e

@@ -201,7 +201,8 @@ def mime_mode(options: dict[str, Any], version: Version) -> int:
     return 1 if support == 1 else 0
 
 
-def _is_smime(email: Email) -> bool:
+def is_smime(email: Email) -> bool:
+    """A signed or encrypted mail, whose MIME goes out when MIMESupport is 1."""
     return email.message_class.startswith("IPM.Note.SMIME")
 
 
@@ -388,7 +389,7 @@ def _candidates(email: Email, options: dict[str, Any]) -> list[dict[str, Any]]:
     if email.mime is not None:
         mime = next((p for p in prefs if p["type"] == bodies.MIME), None)
         support = options.get("mime_support", 0)
-        if mime is not None and (support == 2 or (support == 1 and _is_smime(email)) or not texts):
+        if mime is not None and (support == 2 or (support == 1 and is_smime(email)) or not texts):
             return [mime, *texts]
     if not texts:
         return [{"type": native, "truncation_size": None, "all_or_none": False, "preview": 0}]
@@ -427,7 +428,7 @@ def _write_body_25(w: Writer, email: Email, options: dict[str, Any]) -> None:
     """2.5 bodies (MS-ASEMAIL 2.2.2.10.2, 2.2.2.50): MIMEData when MIMESupport asks for it,
     else the plain text Body, truncated to the Truncation code's characters."""
     support = options.get("mime_support", 0)
-    if email.mime is not None and (support == 2 or (support == 1 and _is_smime(email))):
+    if email.mime is not None and (support == 2 or (support == 1 and is_smime(email))):
         mime = email.mime.decode("utf-8", "surrogateescape")
         limit = options.get("mime_truncation")
         if limit is not None and len(mime) > limit:
