@@ -4,25 +4,26 @@ a folder, with users, plus in-process clients for it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eas.config import Config
-from eas.core import ActiveSync
-from eas.state.sqlite import SQLiteStateStore
-from eas.store import ReferenceStore
+from eas.server import build
 from eas.testing.client import Client, InProcess
+
+if TYPE_CHECKING:
+    from eas.config import Config
+    from eas.core import ActiveSync
+    from eas.store import ReferenceStore
 
 USERS = (("alice@example.com", "alice-secret"), ("bob@example.com", "bob-secret"))
 
 
 def make_app(folder: Path, *, users: tuple[tuple[str, str], ...] = USERS,
              config: Config | None = None) -> tuple[ActiveSync, ReferenceStore]:
-    """An ``ActiveSync`` over a fresh reference store (``folder/mail.db``) and state store
-    (``folder/state.db``), with ``users`` created."""
-    store = ReferenceStore(folder / "mail.db")
+    """An ``ActiveSync`` over a fresh data dir (``eas.server.build``: ``folder/mail.db``
+    and ``folder/state.db``), with ``users`` created."""
+    app, store = build(folder, config)
     for email, password in users:
         store.add_user(email, password)
-    app = ActiveSync(store, SQLiteStateStore(folder / "state.db"), authenticate=store.authenticate,
-                     config=config)
     return app, store
 
 
