@@ -93,7 +93,7 @@ async def _create(ctx: Context, body: Node, state: HierarchyState, key: int) -> 
     folder_type = hier.parse_key(type_text)
     if folder_type is None or folder_type not in hier.USER_FOLDER_TYPES:
         raise _Fail(Status.MALFORMED)
-    parent_backend = _parent(state, parent_sid, special=Status.SPECIAL)
+    parent_backend = _parent(state, parent_sid)
     try:
         folder = await ctx.backend.create_folder(ctx.user, parent_backend, name, FolderType(folder_type))
     except FolderExists:
@@ -122,7 +122,7 @@ async def _update(ctx: Context, body: Node, state: HierarchyState, key: int) -> 
         raise _Fail(Status.SPECIAL)
     if hier.is_special(target.type):
         raise _Fail(Status.EXISTS)
-    parent_backend = _parent(state, parent_sid, special=Status.SPECIAL)
+    parent_backend = _parent(state, parent_sid)
     if parent_sid in hier.descendants(state.folders, sid):
         raise _Fail(Status.MALFORMED)  # under itself: a semantic error (2.2.3.177.6, 10)
     try:
@@ -189,15 +189,16 @@ def _name(body: Node) -> str:
     return name
 
 
-def _parent(state: HierarchyState, parent_sid: str, *, special: Status) -> str:
-    """The backend id of a ParentId ("" at the top); 5 when the device cannot know it."""
+def _parent(state: HierarchyState, parent_sid: str) -> str:
+    """The backend id of a ParentId ("" at the top); 5 when the device cannot know it, 3
+    under the Recipient Information folder."""
     if parent_sid == hier.TOP:
         return ""
     parent = state.folders.get(parent_sid)
     if parent is None:
         raise _Fail(Status.PARENT_NOT_FOUND)
     if parent.type == _RI:
-        raise _Fail(special)
+        raise _Fail(Status.SPECIAL)
     return parent.backend_id
 
 
