@@ -151,16 +151,10 @@ def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
     user = verbs.add_parser("user", help="manage the accounts of the reference store")
     ops = user.add_subparsers(dest="op", required=True, metavar="OP")
     add = ops.add_parser("add", parents=[data_dir_parent], help="create an account")
-    add.add_argument("email")
-    how = add.add_mutually_exclusive_group()
-    how.add_argument("--password", help="the password (else prompted, or one line of stdin)")
-    how.add_argument("--generate", action="store_true", help="make a random password and print it")
+    _email_and_password(add, "the password")
     add.set_defaults(run=user_add)
     pw = ops.add_parser("passwd", parents=[data_dir_parent], help="change an account's password")
-    pw.add_argument("email")
-    how = pw.add_mutually_exclusive_group()
-    how.add_argument("--password", help="the new password (else prompted, or one line of stdin)")
-    how.add_argument("--generate", action="store_true", help="make a random password and print it")
+    _email_and_password(pw, "the new password")
     pw.set_defaults(run=user_passwd)
     ls = ops.add_parser("list", parents=[data_dir_parent], help="list the accounts")
     ls.set_defaults(run=user_list)
@@ -173,3 +167,12 @@ def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
     deliver.add_argument("file", nargs="?", default="-", help="the message; stdin when absent or -")
     deliver.add_argument("--folder", default="Inbox", help="folder name (default Inbox)")
     deliver.set_defaults(run=mail_deliver)
+
+
+def _email_and_password(parser: argparse.ArgumentParser, what: str) -> None:
+    """The arguments of ``user add`` and ``user passwd``: the account, and where its
+    password comes from (``what`` names it in the help)."""
+    parser.add_argument("email")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--password", help=f"{what} (else prompted, or one line of stdin)")
+    how.add_argument("--generate", action="store_true", help="make a random password and print it")
