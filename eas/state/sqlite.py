@@ -77,7 +77,6 @@ class SQLiteStateStore:
             raise StateError(f"cannot open state database {self.path!r}: {e}") from None
         deadline = time.monotonic() + busy_timeout
         try:
-            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             if self.path != ":memory:":
                 mode = _retry_busy(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone()[0], deadline)
                 if str(mode).lower() != "wal":

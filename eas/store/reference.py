@@ -109,7 +109,6 @@ class ReferenceStore:
         except sqlite3.Error as exc:
             raise BackendError(f"cannot open mail store {self.path}: {exc}") from None
         try:
-            self._conn.execute("PRAGMA busy_timeout = 10000")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
