@@ -15,16 +15,10 @@ from typing import NoReturn
 from eas import __version__
 from eas.cli import admin, serve
 from eas.protocol.errors import EASError
-from eas.server import CertificateError
+from eas.server import DATA_DIR_ENV, CertificateError
 
 # The codec (and lxml) is imported by the verbs that use it: ``eas mail deliver`` runs
 # as a new process per message, and its start-up is part of the wake-up latency.
-
-
-def server_env() -> str:
-    from eas.server import DATA_DIR_ENV
-
-    return DATA_DIR_ENV
 
 
 def _read(path: str) -> bytes:
@@ -76,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument("--data-dir", metavar="DIR",
-                          help=f"the server's data (default ${server_env()} or ./eas-data)")
+                          help=f"the server's data (default ${DATA_DIR_ENV} or ./eas-data)")
     serve.add_parser(verbs, data_dir)
     admin.add_parsers(verbs, data_dir)
     wbxml = verbs.add_parser("wbxml", help="decode and encode ActiveSync WBXML")
