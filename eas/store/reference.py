@@ -386,7 +386,8 @@ class ReferenceStore:
 
     async def create_folder(self, user: str, parent_id: str, name: str, type: FolderType) -> Folder:
         name = _folder_name(name)
-        folder_type = _USER_TYPE.get(_folder_type(int(type)), _folder_type(int(type)))
+        requested = _folder_type(int(type))
+        folder_type = _USER_TYPE.get(requested, requested)
         if folder_type not in _CREATABLE:
             folder_type = FolderType.USER_GENERIC
         changed: dict[str, set[str]] = {}
