@@ -233,10 +233,13 @@ async def _fetch_item(ctx: Context, op: Node, collection_id: str, item: str, lon
     if not found:
         _fetch_status(w, NOT_FOUND, op)
         return
-    properties = _properties(ctx, found[0], options, _schema(op.find(IO.Options)), out)
-    if properties is None:
-        _fetch_status(w, TOO_LARGE, op)
-        return
+    schema = _schema(op.find(IO.Options))
+    properties: Node | None = None
+    if schema or out.multipart:  # the item is cut or its bodies moved out: as a tree first
+        properties = _properties(ctx, found[0], options, schema, out)
+        if properties is None:
+            _fetch_status(w, TOO_LARGE, op)
+            return
     with w.tag(IO.Fetch):
         w.leaf(IO.Status, SUCCESS)
         if long_id:
@@ -245,13 +248,18 @@ async def _fetch_item(ctx: Context, op: Node, collection_id: str, item: str, lon
             w.leaf(AirSync.CollectionId, parts[0])
             w.leaf(AirSync.ServerId, server_id(parts[0], parts[1]))
         w.leaf(AirSync.Class, "Email")
-        write_node(w, properties)
+        if properties is not None:
+            write_node(w, properties)
+        else:
+            with w.tag(IO.Properties):
+                write_email(w, found[0], ctx.version, options)
 
 
 def _properties(ctx: Context, email: Email, options: dict[str, Any], schema: set[int] | None,
                 out: _Response) -> Node | None:
     """The item's Properties element as a tree: what ``write_email`` writes, cut to the
-    Schema, with each body's Data moved into a part for a multipart answer."""
+    Schema, with each body's Data moved into a part for a multipart answer. (Without
+    either, ``_fetch_item`` writes the item straight into the response.)"""
     scratch = Writer()
     with scratch.tag(IO.Properties):
         write_email(scratch, email, ctx.version, options)
