@@ -31,7 +31,7 @@ from eas.backend import (
 from eas.store import STANDARD_FOLDERS, ReferenceStore, passwords
 from eas.store.demo import populate
 from eas.store.schema import MIGRATIONS
-from eas.testing.backend_contract import BackendContract, Subject
+from eas.testing.backend_contract import BackendContract, Subject, run
 from eas.testing.backend_contract import message as contract_message
 from eas.testing.harness import client, make_app
 
@@ -61,13 +61,6 @@ class TestReferenceStoreContract(BackendContract):
     @pytest.fixture
     def subject(self, store: ReferenceStore) -> Subject:
         return Subject(store, ALICE, other_user=BOB)
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    async def main():  # type: ignore[no-untyped-def]
-        return await coro
-
-    return asyncio.run(main())
 
 
 def inbox(store: ReferenceStore, user: str = ALICE) -> str:
