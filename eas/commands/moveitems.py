@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eas.backend import FOLDER_CLASS, BackendError, FolderNotFound, FolderType, ItemNotFound
+from eas.backend import BackendError, FolderNotFound, ItemNotFound
 from eas.commands import text
 from eas.context import Context
+from eas.hierarchy import folder_class
 from eas.items import filter_since, server_id, split_server_id
 from eas.protocol.errors import ProtocolError
 from eas.protocol.http import HTTPResponse
@@ -103,12 +104,8 @@ async def _move(ctx: Context, src_msg: str, src_fld: str, dst_fld: str) -> tuple
 
 def _same_class(src: FolderEntry, dst: FolderEntry) -> bool:
     """Mail goes to mail folders, contacts to contact folders, ..."""
-    def kind(entry: FolderEntry) -> str:
-        try:
-            return FOLDER_CLASS.get(FolderType(entry.type), "")
-        except ValueError:
-            return ""
-    return kind(src) == kind(dst) and kind(src) != ""
+    kind = folder_class(src.type)
+    return kind is not None and kind == folder_class(dst.type)
 
 
 async def record_moves(ctx: Context, moved: Sequence[Moved]) -> None:
