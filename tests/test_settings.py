@@ -7,23 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eas import tags
 from eas.core import ActiveSync, PolicyDecision
-from eas.protocol.versions import Version, has_tag
+from eas.protocol.versions import Version
 from eas.state.model import DeviceRecord
 from eas.store import ReferenceStore
 from eas.tags import RightsManagement as RM
 from eas.tags import Settings as S
-from eas.testing.client import Client, Reply
+from eas.testing.client import Client, Reply, elements_outside
 from eas.testing.harness import USERS, client, make_app
-from eas.wbxml import Node, Writer
+from eas.wbxml import Writer
 
 ALICE, ALICE_PW = USERS[0]
 DEVICE = "TestDevice0001"
@@ -37,18 +36,12 @@ def settings(inner: str) -> str:
     return f'<Settings xmlns="Settings:">{inner}</Settings>'
 
 
-def walk(node: Node) -> Iterator[Node]:
-    yield node
-    for child in node.children:
-        yield from walk(child)
-
-
 def checked(reply: Reply, version: str) -> Reply:
     """The reply, once every element in it is known to exist in ``version``."""
     assert reply.status == 200, reply
     assert reply.node is not None
-    for node in walk(reply.node):
-        assert has_tag(node.tag, Version(version)), f"{tags.name(node.tag)} is not in {version}"
+    outside = elements_outside(reply.node, version)
+    assert not outside, f"{outside} not in {version}"
     return reply
 
 
