@@ -1,7 +1,7 @@
 """GetItemEstimate (MS-ASCMD 2.2.1.9): how many changes the next Sync of each collection
 would send, so that a client can show progress or decide to sync.
 
-The estimate is exactly what Sync would count (``eas.commands.sync.pending_changes``:
+The estimate is exactly what Sync would count (``eas.pending.pending_changes``:
 deletes, soft deletes, changes and adds against the collection's snapshot) under the
 FilterType of the request, else the one in force. Nothing is written: the request only
 reads state. Per collection Status (2.2.3.177.7): 1 success, 2 unknown or malformed
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 from eas import hierarchy as hier
 from eas.backend import BackendError
-from eas.commands.sync import SUPPORTED_CLASSES, filter_type_of, pending_changes
+from eas.commands.sync import SUPPORTED_CLASSES
 from eas.context import Context
 from eas.items.email import parse_body_options
+from eas.pending import filter_type_of, pending_changes
 from eas.protocol import status as st
 from eas.protocol.errors import ProtocolError
 from eas.protocol.http import HTTPResponse

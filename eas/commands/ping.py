@@ -31,8 +31,8 @@ from typing import Any
 
 from eas import hierarchy as hier
 from eas.backend import BackendError, FolderNotFound
-from eas.commands.sync import filter_type_of, pending_changes
 from eas.context import Context
+from eas.pending import filter_type_of, pending_changes
 from eas.protocol.http import HTTPResponse
 from eas.tags import Ping as P
 from eas.wbxml import Node, Writer

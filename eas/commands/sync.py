@@ -42,13 +42,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from itertools import chain, islice
 from typing import Any
 
 from eas import hierarchy as hier
 from eas.backend import BackendError, Email, FolderNotFound, FolderType, ItemNotFound, QuotaExceeded
 from eas.context import Context
-from eas.items import filter_since, server_id, split_server_id
+from eas.items import server_id, split_server_id
 from eas.items.email import (
     draft_mime,
     is_smime,
@@ -58,10 +57,11 @@ from eas.items.email import (
     write_email,
     write_email_flags,
 )
+from eas.pending import filter_type_of, pending_changes
 from eas.protocol.errors import ProtocolError, ServiceUnavailable
 from eas.protocol.http import HTTPResponse
 from eas.protocol.versions import Version, has_tag
-from eas.state.model import CollectionState, diff
+from eas.state.model import CollectionState
 from eas.tags import AirSync as A
 from eas.wbxml import Node, Writer
 
@@ -525,31 +525,6 @@ async def _normal(ctx: Context, creq: CollectionRequest, folder: hier.Collection
     if dirty:
         ctx.state.put_collection(state)
     result.sync_key = str(state.sync_key)
-
-
-def filter_type_of(options: dict[str, Any]) -> int:
-    """The FilterType a collection's options are in force with (0, no window, if none)."""
-    return int(options.get("filter_type", 0) or 0)
-
-
-async def pending_changes(ctx: Context, backend_id: str, snapshot: dict[str, str], filter_type: int,
-                          limit: int | None = None) -> tuple[list[tuple[str, str, str]], int]:
-    """What the next Sync would send to a device holding ``snapshot``, in sending order:
-    ``(kind, backend item id, stamp)`` with kind Delete, SoftDelete (left the FilterType
-    window, 2.2.3.172), Change, Add (newest first); only the first ``limit`` are built (a
-    window of a large folder), and the total is returned beside them (GetItemEstimate and
-    Ping count it, Sync's MoreAvailable)."""
-    since = filter_since(filter_type)
-    current = await ctx.backend.item_stamps(ctx.user, backend_id, since)
-    added, changed, deleted = diff(snapshot, current)
-    # Which deletes are soft ones is asked only when a delete is to be built (not to count).
-    classify = deleted and since is not None and limit != 0
-    everything = await ctx.backend.item_stamps(ctx.user, backend_id) if classify else {}
-    order = chain((("SoftDelete" if item in everything else "Delete", item, "") for item in deleted),
-                  (("Change", item, current[item]) for item in changed),
-                  (("Add", item, current[item]) for item in reversed(added)))
-    plan = list(order if limit is None else islice(order, limit))
-    return plan, len(deleted) + len(changed) + len(added)
 
 
 async def _fetch(ctx: Context, backend_id: str, ids: list[str], options: dict[str, Any]) -> dict[str, Email]:
