@@ -22,6 +22,7 @@ from eas.commands import text
 from eas.context import Context
 from eas.hierarchy import folder_class
 from eas.items import filter_since, server_id, split_server_id
+from eas.pending import filter_type_of
 from eas.protocol.errors import ProtocolError
 from eas.protocol.http import HTTPResponse
 from eas.state.model import CollectionState, FolderEntry
@@ -121,7 +122,7 @@ async def record_moves(ctx: Context, moved: Sequence[Moved]) -> None:
         if dst_state is None or dst_state.sync_key == 0:
             continue
         if m.dst_collection not in stamps:
-            since = filter_since(_filter_type(dst_state))
+            since = filter_since(filter_type_of(dst_state.options))
             try:
                 stamps[m.dst_collection] = await ctx.backend.item_stamps(ctx.user, m.dst_folder, since)
             except BackendError:
@@ -139,9 +140,3 @@ def _forget(state: CollectionState, item_id: str) -> None:
     state.snapshot.pop(item_id, None)
     if state.previous is not None and isinstance(state.previous.get("snapshot"), dict):
         state.previous["snapshot"].pop(item_id, None)
-
-
-def _filter_type(state: CollectionState) -> int:
-    value = state.options.get("filter_type", 0)
-    return value if isinstance(value, int) else 0
-
