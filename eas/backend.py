@@ -16,9 +16,18 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from eas.protocol.errors import EASError
+
+if TYPE_CHECKING:  # not imported at run time: ``eas mail deliver`` starts without the item modules
+    from eas.items.calendar import Calendar
+    from eas.items.contacts import Contact
+    from eas.items.notes import Note
+    from eas.items.tasks import Task
+
+    Item: TypeAlias = Calendar | Contact | Task | Note
+    """An item of a calendar, contacts, tasks or notes folder (``eas.items.*``)."""
 
 
 class FolderType(IntEnum):
@@ -132,6 +141,9 @@ class Email:
     attachments: list[Attachment] = field(default_factory=list)
     is_draft: bool = False
     mime: bytes | None = None  # only when fetched with mime=True
+    # The event a meeting request, update or cancellation describes (message_class
+    # IPM.Schedule.Meeting.*); Email:MeetingRequest is written from it.
+    meeting_request: Calendar | None = None
 
 
 @dataclass(slots=True)
@@ -157,6 +169,51 @@ class Oof:
     external_known_enabled: bool = False
     external_unknown_enabled: bool = False
     body_type: str = "Text"  # "Text" or "HTML"
+
+
+@dataclass(slots=True)
+class MailboxQuery:
+    """A mailbox search (Search Store Mailbox, Find): every condition given must hold.
+    ``folder_ids`` empty searches every mail folder; ``deep_traversal`` includes the
+    subfolders of those given. Dates bound DateReceived (exclusive, as GreaterThan and
+    LessThan are)."""
+
+    text: str = ""
+    folder_ids: list[str] = field(default_factory=list)
+    deep_traversal: bool = False
+    received_after: datetime | None = None
+    received_before: datetime | None = None
+    conversation_id: bytes = b""
+
+
+@dataclass(slots=True)
+class Person:
+    """An entry of the global address list (GAL) or of a contacts folder, as Search,
+    Find and ResolveRecipients show it; ``certificates`` are DER-encoded X.509."""
+
+    display_name: str
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    alias: str = ""
+    phone: str = ""
+    mobile_phone: str = ""
+    home_phone: str = ""
+    office: str = ""
+    title: str = ""
+    company: str = ""
+    picture: bytes | None = None
+    certificates: list[bytes] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BusyPeriod:
+    """A span of someone's calendar that is not free; ``status`` is a BusyStatus
+    (1 tentative, 2 busy, 3 out of office, 4 working elsewhere)."""
+
+    start: datetime
+    end: datetime
+    status: int = 2
 
 
 @dataclass(slots=True)
@@ -191,9 +248,50 @@ class Backend(Protocol):
         """Delete a folder and what it holds; ``FolderNotFound``, ``SpecialFolder``."""
         ...
 
-    async def item_stamps(self, user: str, folder_id: str, since: datetime | None = None) -> dict[str, str]:
-        """``{item_id: change_stamp}`` of the folder; ``since`` keeps only mail received
-        from then on (FilterType). ``FolderNotFound``."""
+    async def item_stamps(self, user: str, folder_id: str, since: datetime | None = None, *,
+                          incomplete_only: bool = False) -> dict[str, str]:
+        """``{item_id: change_stamp}`` of the folder (FilterType windows): ``since`` keeps
+        only mail received from then on, and events that end (an occurrence of a recurring
+        one included) from then on; ``incomplete_only`` keeps only incomplete tasks.
+        ``FolderNotFound``."""
+        ...
+
+    async def fetch_items(self, user: str, folder_id: str, item_ids: Sequence[str]) -> list[Item]:
+        """The calendar, contact, task or note items with these ids, in that order; ids no
+        longer there are left out."""
+        ...
+
+    async def add_item(self, user: str, folder_id: str, item: Item) -> tuple[str, str]:
+        """Store a new calendar, contact, task or note item: ``(item_id, change_stamp)``.
+        ``FolderNotFound``, ``QuotaExceeded``."""
+        ...
+
+    async def change_item(self, user: str, folder_id: str, item_id: str, item: Item) -> str:
+        """Replace an item by what a device sent; the new change stamp. A ``Calendar`` with
+        ``instance_id`` set changes only that occurrence. ``ItemNotFound``."""
+        ...
+
+    async def delete_occurrence(self, user: str, folder_id: str, item_id: str, instance: datetime) -> str:
+        """Delete one occurrence of a recurring event (16.x Delete with InstanceId); the
+        new change stamp. ``ItemNotFound``."""
+        ...
+
+    async def find_event(self, user: str, uid: str) -> tuple[str, str] | None:
+        """``(folder_id, item_id)`` of the user's event with this iCalendar UID, if any."""
+        ...
+
+    async def search_mailbox(self, user: str, query: MailboxQuery, limit: int) -> list[tuple[str, str]]:
+        """``(folder_id, item_id)`` of the mails matching, newest first, at most ``limit``."""
+        ...
+
+    async def search_directory(self, user: str, text: str, limit: int) -> list[Person]:
+        """Entries of the address lists this user may search whose name, alias or address
+        contains ``text`` (case-insensitive), at most ``limit``, best matches first."""
+        ...
+
+    async def free_busy(self, user: str, email: str, start: datetime, end: datetime) -> list[BusyPeriod] | None:
+        """The busy periods of ``email``'s calendar between ``start`` and ``end`` as this
+        user may see them; None when the address is not known to this server."""
         ...
 
     async def fetch_emails(self, user: str, folder_id: str, item_ids: Sequence[str], *,

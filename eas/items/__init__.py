@@ -1,5 +1,5 @@
-"""Item classes (Email now; Calendar, Contacts, Tasks, Notes later) and what their
-commands share: item ServerIds and the FilterType windows.
+"""Item classes (Email, Calendar, Contacts, Tasks, Notes) and what their commands share:
+item ServerIds, the FilterType windows, and the codec module of each class.
 
 An item's ServerId is ``"{collection_id}:{backend_item_id}"``: stateless to map back, and
 unique across the device's collections as MS-ASCMD asks.
@@ -7,7 +7,9 @@ unique across the device's collections as MS-ASCMD asks.
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 
 # AirSync FilterType (MS-ASCMD 2.2.3.69.2): how far back mail and calendar go.
 FILTER_WINDOWS: dict[int, timedelta | None] = {
@@ -41,3 +43,20 @@ def split_server_id(value: str) -> tuple[str, str] | None:
     if not sep or not collection_id or not item_id:
         return None
     return collection_id, item_id
+
+
+# The module of each non-mail class (Email has its own writer, ``eas.items.email``). Each
+# has ``write(w, item, version, options)``, the ApplicationData children of an item for
+# a protocol version, and ``parse(node, version)``, the item an ApplicationData describes
+# (``ProtocolError`` when it cannot be understood).
+CLASS_MODULES: dict[str, str] = {
+    "Calendar": "eas.items.calendar",
+    "Contacts": "eas.items.contacts",
+    "Tasks": "eas.items.tasks",
+    "Notes": "eas.items.notes",
+}
+
+
+def codec(item_class: str) -> ModuleType:
+    """The codec module of a non-mail class; ``KeyError`` for an unknown class."""
+    return importlib.import_module(CLASS_MODULES[item_class])

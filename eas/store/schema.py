@@ -93,6 +93,55 @@ MIGRATIONS: tuple[str, ...] = (
         settings TEXT NOT NULL
     );
     """,
+    # 2: calendar, contact, task and note items; meeting requests in mail; address books;
+    # folders shared between users; users' directory details and certificates.
+    """
+    -- An item is its iCalendar (VCALENDAR with one VEVENT, VTODO or VJOURNAL and its
+    -- overrides) or vCard text; the columns beside it are what listing needs.
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        folder_id INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+        modseq INTEGER NOT NULL,
+        uid TEXT NOT NULL,
+        data TEXT NOT NULL,
+        starts INTEGER,              -- first start (events, tasks), NULL when none
+        ends INTEGER,                -- last end of the last occurrence; NULL: recurs forever or none
+        complete INTEGER NOT NULL DEFAULT 0,
+        search TEXT NOT NULL DEFAULT ''  -- lower-case names and addresses, for lookups
+    );
+    CREATE INDEX items_folder ON items (folder_id, ends, modseq);
+    CREATE INDEX items_uid ON items (user_id, uid);
+
+    ALTER TABLE messages ADD COLUMN meeting TEXT;  -- the iCalendar of a meeting request
+
+    -- The address lists searched by the users of a scope ('global' or a domain), in order.
+    CREATE TABLE address_books (
+        scope TEXT NOT NULL,
+        source TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (scope, source)
+    );
+
+    -- A folder its owner shares with another user, and whether that user syncs it.
+    CREATE TABLE shares (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        folder_id INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+        grantee_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        rights TEXT NOT NULL,
+        mounted INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (folder_id, grantee_id)
+    );
+
+    ALTER TABLE users ADD COLUMN details TEXT NOT NULL DEFAULT '{}';  -- GAL fields (Person)
+    ALTER TABLE users ADD COLUMN picture BLOB;
+
+    CREATE TABLE certificates (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        der BLOB NOT NULL
+    );
+    """,
 )
 
 
