@@ -46,6 +46,7 @@ __all__ = [
     "parse_email_change",
     "write_email",
     "write_email_flags",
+    "write_item_body",
 ]
 
 # AirSync Truncation (2.5, MS-ASCMD 2.2.3.185): code -> characters kept (None: all).
@@ -422,6 +423,15 @@ def _write_body(w: Writer, email: Email, options: dict[str, Any], with_preview: 
             if with_preview and pref["preview"]:
                 w.leaf(AirSyncBase.Preview, bodies.preview(_text_of(email), pref["preview"]))
         return
+
+
+def write_item_body(w: Writer, text: str, html: str | None, options: dict[str, Any], version: Version) -> None:
+    """The AirSyncBase Body of a contact, task or note (12.0 and later): the same choice
+    of BodyPreference, truncation and Preview as for a mail whose text is ``text`` (and
+    ``html``, its HTML form, if it has one); nothing is written for an empty body."""
+    if text or html:
+        carrier = Email(id="", body_text=text if text or html is None else None, body_html=html)
+        _write_body(w, carrier, options, _PROFILES[version.text].preview)
 
 
 def _write_body_25(w: Writer, email: Email, options: dict[str, Any]) -> None:
