@@ -76,12 +76,14 @@ FOLDER_CLASS: dict[FolderType, str] = {
 
 @dataclass(frozen=True, slots=True)
 class Folder:
-    """A folder: ``parent_id`` is ``""`` at the top of the mailbox."""
+    """A folder: ``parent_id`` is ``""`` at the top of the mailbox; ``owner`` is the
+    account a folder shared with the user belongs to (``""``: the user's own)."""
 
     id: str
     parent_id: str
     name: str
     type: FolderType
+    owner: str = ""
 
 
 @dataclass(slots=True)

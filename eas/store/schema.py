@@ -123,15 +123,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (scope, source)
     );
 
-    -- A folder its owner shares with another user, and whether that user syncs it.
+    -- A folder its owner shares with another user (folder_id NULL: the whole account),
+    -- and whether that user syncs it (eas.store.sharing).
     CREATE TABLE shares (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
-        folder_id INTEGER NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+        owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        folder_id INTEGER REFERENCES folders (id) ON DELETE CASCADE,
         grantee_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
         rights TEXT NOT NULL,
-        mounted INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (folder_id, grantee_id)
+        mounted INTEGER NOT NULL DEFAULT 0
     );
+    CREATE UNIQUE INDEX shares_one ON shares (grantee_id, owner_id, coalesce(folder_id, 0));
+    CREATE INDEX shares_folder ON shares (folder_id, mounted);
 
     ALTER TABLE users ADD COLUMN details TEXT NOT NULL DEFAULT '{}';  -- GAL fields (Person)
     ALTER TABLE users ADD COLUMN picture BLOB;
