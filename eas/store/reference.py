@@ -49,6 +49,7 @@ from eas.backend import (
 from eas.store import mime as mimeparse
 from eas.store import passwords
 from eas.store.schema import migrate
+from eas.store.sharing import SharingStore
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ _EMAIL_COLUMNS = ("m.id, m.modseq, m.date_received, m.read, m.flag, m.categories
                   "m.body_html, m.size, m.attachments")
 
 
-class ReferenceStore:
+class ReferenceStore(SharingStore):
     """The reference mail store (implements ``eas.backend.Backend``).
 
     ``path`` is the SQLite file, created if missing. Administration (users, delivery) is
@@ -140,6 +141,8 @@ class ReferenceStore:
                 raise BackendError(f"mail store: {exc}") from None
             try:
                 yield self._conn
+                if changed:
+                    self._tell_grantees(self._conn, changed)
                 self._conn.execute("COMMIT")
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -373,6 +376,7 @@ class ReferenceStore:
             user_id = self._user_id(conn, user)
             rows = conn.execute("SELECT id, parent_id, name, type FROM folders WHERE user_id = ? ORDER BY id",
                                 (user_id,)).fetchall()
+            shared = self._mounted_folders(conn, user_id)
         children: dict[int, list[tuple[Any, ...]]] = {}
         for row in rows:
             children.setdefault(row[1] or 0, []).append(row)
@@ -382,7 +386,7 @@ class ReferenceStore:
             fid, parent, name, type = stack.pop()
             out.append(Folder(str(fid), str(parent) if parent else "", name, _folder_type(type)))
             stack.extend(reversed(children.get(fid, [])))
-        return out
+        return out + shared
 
     async def create_folder(self, user: str, parent_id: str, name: str, type: FolderType) -> Folder:
         name = _folder_name(name)
