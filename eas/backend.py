@@ -206,6 +206,7 @@ class Person:
     company: str = ""
     picture: bytes | None = None
     certificates: list[bytes] = field(default_factory=list)
+    contact: bool = False  # from the user's own contacts (ResolveRecipients Type 2), not the GAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,9 +287,10 @@ class Backend(Protocol):
         """``(folder_id, item_id)`` of the mails matching, newest first, at most ``limit``."""
         ...
 
-    async def search_directory(self, user: str, text: str, limit: int) -> list[Person]:
+    async def search_directory(self, user: str, text: str, limit: int, *, contacts: bool = False) -> list[Person]:
         """Entries of the address lists this user may search whose name, alias or address
-        contains ``text`` (case-insensitive), at most ``limit``, best matches first."""
+        contains ``text`` (case-insensitive), at most ``limit``, best matches first;
+        ``contacts`` adds the user's own contacts after them (``Person.contact``)."""
         ...
 
     async def free_busy(self, user: str, email: str, start: datetime, end: datetime) -> list[BusyPeriod] | None:
