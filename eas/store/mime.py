@@ -74,6 +74,7 @@ class Parsed:
     attachments: list[PartInfo] = field(default_factory=list)
     size: int = 0
     recipients: list[str] = field(default_factory=list)  # addresses of To, Cc, Bcc (lower-case)
+    meeting: str | None = None  # the text/calendar part of a meeting message (iMIP)
 
 
 def load(mime: bytes) -> EmailMessage:
@@ -338,9 +339,24 @@ def _bodies_and_attachments(out: Parsed, msg: EmailMessage) -> None:
     for index, part in walk(msg):
         if any(part is body for body in bodies):
             continue
+        if out.meeting is None and part.get_content_type() == "text/calendar" and _meeting(out, part):
+            continue  # the invitation itself, shown as MeetingRequest, not as a file
         info = _attachment_info(index, part)
         if info is not None:
             out.attachments.append(info)
+
+
+def _meeting(out: Parsed, part: Message) -> bool:
+    """Keep a text/calendar part as the message's meeting when its METHOD makes it a
+    meeting message (request, cancellation, response): the message class follows it."""
+    from eas.items import meeting  # only for mail that has a calendar part
+
+    text = part_text(part)
+    found = meeting.message_class(text)
+    if found is None or out.message_class != "IPM.Note":
+        return False
+    out.meeting, out.message_class = text, found
+    return True
 
 
 def _attachment_info(index: int, part: Message) -> PartInfo | None:

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from eas.backend import (
     Attachment,
@@ -50,6 +50,9 @@ from eas.store import mime as mimeparse
 from eas.store import passwords
 from eas.store.schema import migrate
 from eas.store.sharing import SharingStore
+
+if TYPE_CHECKING:
+    from eas.items.calendar import Calendar
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ _CHUNK = 900  # ids per IN (...) list: under the 999 variables of old SQLite bui
 _EMAIL_COLUMNS = ("m.id, m.modseq, m.date_received, m.read, m.flag, m.categories, m.is_draft, m.subject, "
                   "m.sender, m.to_addr, m.cc, m.bcc, m.reply_to, m.display_to, m.importance, m.message_id, "
                   "m.message_class, m.thread_topic, m.conversation_id, m.conversation_index, m.body_text, "
-                  "m.body_html, m.size, m.attachments")
+                  "m.body_html, m.size, m.attachments, m.meeting")
 
 
 class ReferenceStore(SharingStore):
@@ -228,13 +231,13 @@ class ReferenceStore(SharingStore):
         row = conn.execute(
             "INSERT INTO messages (user_id, folder_id, modseq, date_received, read, flag, categories, is_draft, "
             "subject, sender, to_addr, cc, bcc, reply_to, display_to, importance, message_id, message_class, "
-            "thread_topic, conversation_id, conversation_index, body_text, body_html, size, attachments) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "thread_topic, conversation_id, conversation_index, body_text, body_html, size, attachments, meeting) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (user_id, folder_id, stamp, int(p.date.timestamp()), int(read), _flag_json(flag),
              json.dumps(_clean_categories(categories)), int(is_draft), p.subject, p.sender, p.to, p.cc, p.bcc,
              p.reply_to, p.display_to, p.importance, p.message_id, p.message_class, p.thread_topic,
              p.conversation_id, p.conversation_index, p.body_text, p.body_html, p.size,
-             json.dumps([asdict(a) for a in p.attachments]))).fetchone()
+             json.dumps([asdict(a) for a in p.attachments]), p.meeting)).fetchone()
         item_id = int(row[0])
         conn.execute("INSERT INTO mime (message_id, data) VALUES (?, ?)", (item_id, data))
         return item_id, stamp
@@ -805,8 +808,18 @@ def _email(row: sqlite3.Row | tuple[Any, ...], with_mime: bool) -> Email:
                                 content_type=a["content_type"], content_id=a["content_id"],
                                 content_location=a["content_location"], is_inline=a["is_inline"],
                                 method=a["method"]) for a in (() if attachments == "[]" else json.loads(attachments))],
-        mime=bytes(row[24]) if with_mime else None,
+        mime=bytes(row[25]) if with_mime else None,
+        meeting_request=_meeting_request(message_class, row[24]),
     )
+
+
+def _meeting_request(message_class: str, ical: str | None) -> Calendar | None:
+    """The event of a meeting request or cancellation (responses carry none)."""
+    if ical is None or not message_class.startswith(("IPM.Schedule.Meeting.Request", "IPM.Schedule.Meeting.Canceled")):
+        return None
+    from eas.items.meeting import read_invitation  # only for meeting mail
+
+    return read_invitation(ical)
 
 
 def _prepare_outgoing(user: str, mime: bytes) -> bytes:
