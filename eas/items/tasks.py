@@ -3,10 +3,28 @@ protocol version."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
 
+from eas.items import pim
 from eas.items.calendar import Recurrence
+from eas.items.email import format_date, write_item_body
+from eas.protocol.versions import Version
+from eas.tags import AirSyncBase
+from eas.tags import Tasks as T
+from eas.wbxml import Node, Writer
+
+# Recurrence is written and read by eas.items.recurrence, shared with Calendar (it may
+# not be there yet in a checkout: then tasks are written without it).
+_recurrence: ModuleType | None
+try:
+    _recurrence = importlib.import_module("eas.items.recurrence")
+except ImportError:
+    _recurrence = None
 
 
 @dataclass(slots=True)
@@ -31,3 +49,99 @@ class Task:
     reminder_time: datetime | None = None
     categories: list[str] = field(default_factory=list)
     recurrence: Recurrence | None = None
+
+
+# -- Conversion (MS-ASTASK 2.2.2) ------------------------------------------------------------
+
+_BODY_25 = (T.Body, T.BodySize, T.BodyTruncated)
+
+
+def write(w: Writer, task: Task, version: Version, options: dict[str, Any]) -> None:
+    """The ApplicationData children of ``task`` for ``version``. Start and due dates go
+    out in pairs, local and UTC (a task with only one of them gets it in both);
+    DateCompleted only with Complete 1, ReminderTime only with ReminderSet 1."""
+    leaf = w.leaf
+    if pim.has(AirSyncBase.Body, version):
+        write_item_body(w, task.body, None, options, version)
+    else:
+        pim.write_body_25(w, task.body, options, _BODY_25)
+    pim.write_strings(w, T.Categories, T.Category, task.categories)
+    leaf(T.Complete, "1" if task.complete else "0")
+    if task.complete and task.date_completed is not None:
+        leaf(T.DateCompleted, format_date(task.date_completed))
+    _write_pair(w, T.DueDate, T.UtcDueDate, task.due_date, task.utc_due_date)
+    leaf(T.Importance, task.importance if 0 <= task.importance <= 2 else 1)
+    if task.recurrence is not None and _recurrence is not None:
+        _recurrence.write_recurrence(w, task.recurrence, T, version)
+    leaf(T.ReminderSet, "1" if task.reminder_set else "0")
+    if task.reminder_set and task.reminder_time is not None:
+        leaf(T.ReminderTime, format_date(task.reminder_time))
+    leaf(T.Sensitivity, task.sensitivity if 0 <= task.sensitivity <= 3 else 0)
+    _write_pair(w, T.StartDate, T.UtcStartDate, task.start_date, task.utc_start_date)
+    leaf(T.Subject, task.subject)
+
+
+def _write_pair(w: Writer, local_tag: int, utc_tag: int, local: datetime | None, utc: datetime | None) -> None:
+    if local is None and utc is None:
+        return
+    local_value = local if local is not None else _as_utc(utc).replace(tzinfo=None)
+    w.leaf(local_tag, format_date(local_value.replace(tzinfo=None)))
+    w.leaf(utc_tag, format_date(utc if utc is not None else local_value))
+
+
+def _as_utc(value: datetime | None) -> datetime:
+    assert value is not None
+    return value.astimezone(UTC) if value.tzinfo is not None else value
+
+
+def parse(node: Node, version: Version) -> Task:
+    """The task a device's ApplicationData describes (Add, Change). Status 6 (as a
+    ``ProtocolError``) for what MS-ASTASK forbids: Complete 1 without DateCompleted, a
+    due date before the start date, and for any bad value."""
+    task = Task()
+    pim.parse_fields(node, task, _PARSERS, _NAMES)
+    for child in node.children:
+        if child.tag == AirSyncBase.Body and pim.has(AirSyncBase.Body, version):
+            task.body = pim.parse_body(child)[0]
+        elif child.tag == T.Body and not pim.has(AirSyncBase.Body, version):
+            task.body = pim.text(child, pim.MAX_BODY)
+        elif child.tag == T.Recurrence and _recurrence is not None:
+            task.recurrence = _recurrence.parse_recurrence(child, T, version)
+    # A device that sends one date of a pair means the same instant in both.
+    if task.start_date is None and task.utc_start_date is not None:
+        task.start_date = task.utc_start_date.replace(tzinfo=None)
+    if task.utc_start_date is None and task.start_date is not None:
+        task.utc_start_date = task.start_date.replace(tzinfo=UTC)
+    if task.due_date is None and task.utc_due_date is not None:
+        task.due_date = task.utc_due_date.replace(tzinfo=None)
+    if task.utc_due_date is None and task.due_date is not None:
+        task.utc_due_date = task.due_date.replace(tzinfo=UTC)
+    if task.complete and task.date_completed is None:
+        raise pim.bad("Complete is 1 without DateCompleted")
+    if not task.complete:
+        task.date_completed = None
+    if task.utc_start_date and task.utc_due_date and task.utc_due_date < task.utc_start_date:
+        raise pim.bad("the task is due before it starts")
+    return task
+
+
+_PARSERS: dict[int, Callable[[Node], Any]] = {
+    T.Subject: pim.text,
+    T.Importance: lambda n: pim.integer(n, 0, 2),
+    T.Sensitivity: lambda n: pim.integer(n, 0, 3),
+    T.StartDate: pim.local_date,
+    T.UtcStartDate: pim.date,
+    T.DueDate: pim.local_date,
+    T.UtcDueDate: pim.date,
+    T.Complete: pim.boolean,
+    T.DateCompleted: pim.date,
+    T.ReminderSet: pim.boolean,
+    T.ReminderTime: pim.date,
+    T.Categories: lambda n: pim.strings(n, T.Category, pim.MAX_CATEGORY),
+}
+_NAMES: dict[int, str] = {
+    T.Subject: "subject", T.Importance: "importance", T.Sensitivity: "sensitivity", T.StartDate: "start_date",
+    T.UtcStartDate: "utc_start_date", T.DueDate: "due_date", T.UtcDueDate: "utc_due_date",
+    T.Complete: "complete", T.DateCompleted: "date_completed", T.ReminderSet: "reminder_set",
+    T.ReminderTime: "reminder_time", T.Categories: "categories",
+}
