@@ -270,6 +270,10 @@ def write_email(w: Writer, email: Email, version: Version, options: dict[str, An
             _write_attachments(w, email)
         _write_body(w, email, options, p.preview)
     leaf(E.MessageClass, email.message_class or "IPM.Note")
+    if email.meeting_request is not None:
+        from eas.items.meeting import write_meeting_request  # meeting mail only
+
+        write_meeting_request(w, email.meeting_request, email.message_class, version)
     leaf(E.InternetCPID, str(email.internet_cpid))
     if p.flag:
         _write_flag(w, email.flag)
