@@ -46,12 +46,30 @@ class Config:
     default_window_size: int = 100
     max_window_size: int = 512
     max_sync_collections: int = 1000
+    # Loop detection (eas.loops): on, and how often an item sent alone may be asked for
+    # again before it is skipped.
+    loop_detection: bool = True
+    loop_strikes: int = 3
     # Gzip responses larger than this when the client accepts gzip.
     gzip_min_size: int = 1024
     # Successful logins are remembered this long (seconds; 0 = ask the hook every time):
     # devices send credentials with every request, and a slow password hash (scrypt)
     # per request would cap the server at a few dozen requests per second.
     auth_cache_seconds: float = 300.0
+    # Autodiscover (eas.autodiscover). The ActiveSync URL it gives out: public_url, else
+    # derived from the request's Host (https; X-Forwarded-Proto only from a trusted proxy).
+    public_url: str = ""
+    trust_forwarded_proto: bool = False
+    # Domains served elsewhere: domain -> an https URL (redirectUrl: that server's
+    # Autodiscover) or another domain (redirectAddr: the same local part there).
+    autodiscover_redirects: dict[str, str] = field(default_factory=dict)
+    # Where a GET of /autodiscover/autodiscover.xml (the plain-HTTP probe of
+    # autodiscover.DOMAIN) is sent with a 302; "" answers it with the error form.
+    autodiscover_get_redirect: str = ""
+    # ValidateCert: PEM bundle of trusted roots ("" = the system bundle) and an optional
+    # PEM/DER file of CRLs checked when a client asks CheckCRL (no network is used).
+    trust_store: str = ""
+    crl_file: str = ""
 
 
 def default(name: str) -> object:

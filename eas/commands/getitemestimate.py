@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 from eas import hierarchy as hier
 from eas.backend import BackendError
-from eas.commands.sync import SUPPORTED_CLASSES
 from eas.context import Context
 from eas.items.email import parse_body_options
-from eas.pending import filter_type_of, pending_changes
+from eas.pending import check_filter_type, filter_type_of, pending_changes, supported_class
 from eas.protocol import status as st
 from eas.protocol.errors import ProtocolError
 from eas.protocol.http import HTTPResponse
@@ -83,14 +82,19 @@ async def _estimate(ctx: Context, node: Node) -> _Answer:
         return answer
     answer.item_class = folder.item_class
     filter_type: int | None = None
+    item_class = folder.item_class or "Email"
     try:
         for child in node.children:
+            options = None
             if child.tag == AirSync.FilterType:  # 12.1 and earlier
-                filter_type = parse_body_options(Node(AirSync.Options, None, [child]), ctx.version)["filter_type"]
+                options = parse_body_options(Node(AirSync.Options, None, [child]), ctx.version)
             elif child.tag == AirSync.Options:
                 klass = child.findtext(AirSync.Class)
                 if klass in (None, folder.item_class) and child.find(AirSync.FilterType) is not None:
-                    filter_type = parse_body_options(child, ctx.version)["filter_type"]
+                    options = parse_body_options(child, ctx.version)
+            if options is not None:
+                check_filter_type(options, item_class)  # the class's windows, as Sync takes them
+                filter_type = filter_type_of(options)
     except ProtocolError:
         answer.status = INVALID_COLLECTION
         return answer
@@ -106,7 +110,7 @@ async def _estimate(ctx: Context, node: Node) -> _Answer:
     else:
         answer.status = INVALID_SYNC_KEY
         return answer
-    if folder.item_class not in SUPPORTED_CLASSES:
+    if not supported_class(folder.item_class, ctx.version):
         answer.estimate = 0
         return answer
     if filter_type is None:

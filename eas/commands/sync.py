@@ -45,24 +45,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eas import hierarchy as hier
-from eas.backend import BackendError, Email, FolderNotFound, FolderType, ItemNotFound, QuotaExceeded
+from eas import loops
+from eas.backend import BackendError, EmailChange, FolderNotFound, FolderType, ItemNotFound, QuotaExceeded
 from eas.context import Context
-from eas.items import server_id, split_server_id
+from eas.items import codec, server_id, split_server_id
 from eas.items.email import (
     draft_mime,
     is_smime,
     mime_mode,
     parse_body_options,
+    parse_date,
     parse_email_change,
     write_email,
     write_email_flags,
 )
-from eas.pending import filter_type_of, pending_changes
+from eas.pending import check_filter_type, filter_type_of, pending_changes, supported_class
 from eas.protocol.errors import ProtocolError, ServiceUnavailable
 from eas.protocol.http import HTTPResponse
 from eas.protocol.versions import Version, has_tag
 from eas.state.model import CollectionState
 from eas.tags import AirSync as A
+from eas.tags import AirSyncBase as B
 from eas.wbxml import Node, Writer
 
 log = logging.getLogger("eas.sync")
@@ -83,7 +86,6 @@ TOO_MANY_COLLECTIONS = 15
 RETRY = 16
 
 CACHE_KEY = "sync"
-SUPPORTED_CLASSES = frozenset({"Email"})
 _MAX_ID = 256  # longest ServerId/ClientId/CollectionId taken from a device
 _V121 = Version("12.1")
 _V14 = Version("14.0")
@@ -415,8 +417,8 @@ async def _collection(ctx: Context, creq: CollectionRequest, budget: int | None)
     result.backend_id = folder.backend_id
     try:
         options = _choose_options(creq, item_class, ctx.version)
-        if options is not None and item_class == "Email" and options["filter_type"] > 7:
-            raise ProtocolError("FilterType 8 is for tasks")
+        if options is not None:
+            check_filter_type(options, item_class)
     except ProtocolError:
         result.status = PROTOCOL_ERROR
         return result
@@ -433,12 +435,12 @@ async def _collection(ctx: Context, creq: CollectionRequest, budget: int | None)
             return _initial(ctx, creq, folder, state, options, result)
         if state is None or state.backend_id != folder.backend_id:
             return await _invalid_key(ctx, state, result)
-        dirty = False
+        dirty = repeated = False
         if key == state.sync_key:
             pass
         elif key is not None and key == state.previous_key:  # not .previous: that builds its snapshot
             state.rewind()
-            dirty = True
+            dirty = repeated = True
         else:
             return await _invalid_key(ctx, state, result)
         if options is not None:
@@ -452,7 +454,7 @@ async def _collection(ctx: Context, creq: CollectionRequest, budget: int | None)
             state.options["conversation_mode"] = creq.conversation_mode
             dirty = True
         result.options = state.options
-        await _normal(ctx, creq, folder, state, result, budget, dirty)
+        await _normal(ctx, creq, folder, state, result, budget, dirty, repeated)
     except FolderNotFound:
         result.status = HIERARCHY_CHANGED
     except ServiceUnavailable:
@@ -479,6 +481,7 @@ def _initial(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolde
         state.options["conversation_mode"] = creq.conversation_mode
     state.advance()
     ctx.state.put_collection(state)
+    loops.forget(ctx.state.device, state.collection_id)  # a full resync sends them again
     result.sync_key = str(state.sync_key)
     result.key_changed = True
     result.options = state.options
@@ -498,18 +501,31 @@ async def _invalid_key(ctx: Context, state: CollectionState | None, result: _Res
 
 
 async def _normal(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolder, state: CollectionState,
-                  result: _Result, budget: int | None, dirty: bool) -> None:
+                  result: _Result, budget: int | None, dirty: bool, repeated: bool) -> None:
+    request_key = state.sync_key
+    skip: str | None = None
+    if ctx.config.loop_detection:
+        had_loop = "loop" in state.extra
+        skip = loops.observe(state, repeated, ctx.config.loop_strikes)
+        dirty = dirty or had_loop or "loop" in state.extra
     applied = False
     if creq.commands is not None:
         applied = await _client_commands(ctx, creq, folder, state, result)
     sent: list[tuple[str, str, str]] = []  # (kind, backend item id, stamp)
     get_changes = True if creq.get_changes is None else creq.get_changes
-    if get_changes and folder.item_class in SUPPORTED_CLASSES:
+    if get_changes and supported_class(folder.item_class, ctx.version):
         window = _window(ctx, creq.window_size) if creq.window_size is not None else min(
             ctx.config.default_window_size, ctx.config.max_window_size)
         if budget is not None:
             window = min(window, budget)
-        plan, total = await pending_changes(ctx, folder.backend_id, state.snapshot, filter_type_of(state.options), window)
+        if ctx.config.loop_detection:
+            window = min(window, loops.window(state, window))
+        plan, total = await pending_changes(ctx, folder.backend_id, state.snapshot, filter_type_of(state.options),
+                                            window + 1 if skip else window)
+        if skip:
+            plan, total = _skip(ctx, folder, state, plan, total, skip)
+            plan = plan[:window]
+            applied = True
         result.more = total > window
         sent = await _server_changes(ctx, folder, state, plan, result)
     if applied or sent:
@@ -522,18 +538,37 @@ async def _normal(ctx: Context, creq: CollectionRequest, folder: hier.Collection
                 snapshot.pop(item, None)
         result.key_changed = True
         dirty = True
+    if ctx.config.loop_detection:
+        loops.sent(state, request_key, [item for _, item, _ in sent], result.more)
     if dirty:
         ctx.state.put_collection(state)
     result.sync_key = str(state.sync_key)
 
 
-async def _fetch(ctx: Context, backend_id: str, ids: list[str], options: dict[str, Any]) -> dict[str, Email]:
-    """The mails by id, with their MIME bytes where the options will send them."""
+def _skip(ctx: Context, folder: hier.CollectionFolder, state: CollectionState, plan: list[tuple[str, str, str]],
+          total: int, item: str) -> tuple[list[tuple[str, str, str]], int]:
+    """Loop detection decided the device chokes on ``item``: take it out of the plan."""
+    for entry in plan:
+        kind, candidate, stamp = entry
+        if candidate == item:
+            loops.skip(state, ctx.state.device, kind, item, stamp, server_id(folder.collection_id, item),
+                       folder.item_class or "Email")
+            log.warning("Sync loop: %s of %s skipped for device %s", kind, item, ctx.state.device.device_id)
+            return [e for e in plan if e is not entry], total - 1
+    return plan, total  # it changed or went meanwhile: nothing to skip
+
+
+async def _fetch(ctx: Context, folder: hier.CollectionFolder, ids: list[str], options: dict[str, Any]) -> dict[str, Any]:
+    """The items by id: mails with their MIME bytes where the options will send them, or
+    the calendar, contact, task or note items."""
     if not ids:
         return {}
+    backend_id = folder.backend_id
+    if folder.item_class not in (None, "Email"):
+        return {item.id: item for item in await ctx.backend.fetch_items(ctx.user, backend_id, ids)}
     mode = mime_mode(options, ctx.version)
     emails = await ctx.backend.fetch_emails(ctx.user, backend_id, ids, mime=mode == 2)
-    found = {e.id: e for e in emails}
+    found: dict[str, Any] = {e.id: e for e in emails}
     if mode == 1:
         smime = [e.id for e in emails if is_smime(e)]
         if smime:
@@ -544,22 +579,34 @@ async def _fetch(ctx: Context, backend_id: str, ids: list[str], options: dict[st
 
 async def _server_changes(ctx: Context, folder: hier.CollectionFolder, state: CollectionState,
                           chosen: list[tuple[str, str, str]], result: _Result) -> list[tuple[str, str, str]]:
-    """Turn the chosen changes into response commands; returns what was actually sent (a
-    mail gone between listing and fetching is left for the next Sync)."""
+    """Turn the chosen changes into response commands; returns what was actually sent (an
+    item gone between listing and fetching is left for the next Sync). An item loop
+    detection skipped as an Add goes out as an Add when it changes, and its Delete is not
+    sent (the device never had it)."""
     cid = folder.collection_id
+    skipped: dict[str, str] = state.extra.get("skipped") or {}
     wanted = [item for kind, item, _ in chosen if kind in ("Add", "Change")]
-    emails = await _fetch(ctx, folder.backend_id, wanted, state.options)
+    items = await _fetch(ctx, folder, wanted, state.options)
     sent: list[tuple[str, str, str]] = []
     commands = result.commands
     for kind, item, stamp in chosen:
+        if item in skipped:
+            del skipped[item]
+            loops.forget(ctx.state.device, cid, item)
+            if kind != "Change":
+                sent.append((kind, item, stamp))  # out of the snapshot, and no command
+                continue
+            kind = "Add"
         if kind in ("Delete", "SoftDelete"):
             commands.append((kind, server_id(cid, item), None))
         else:
-            email = emails.get(item)
-            if email is None:
+            found = items.get(item)
+            if found is None:
                 continue
-            commands.append((kind, server_id(cid, item), email))
+            commands.append((kind, server_id(cid, item), found))
         sent.append((kind, item, stamp))
+    if not skipped:
+        state.extra.pop("skipped", None)
     return sent
 
 
@@ -583,49 +630,53 @@ async def _client_commands(ctx: Context, creq: CollectionRequest, folder: hier.C
         parsed = split_server_id(sid)
         item = parsed[1] if parsed is not None and parsed[0] == cid else None
         if cmd.tag == A.Fetch:
-            email = None
+            found = None
             if item is not None and item in state.snapshot:
-                emails = await _fetch(ctx, folder.backend_id, [item], state.options)
-                email = emails.get(item)
-            responses.append(("Fetch", sid, OK if email else OBJECT_NOT_FOUND, email))
+                found = (await _fetch(ctx, folder, [item], state.options)).get(item)
+            responses.append(("Fetch", sid, OK if found else OBJECT_NOT_FOUND, found))
+            continue
+        name = _NAMES[cmd.tag]
+        instance_node = cmd.find(B.InstanceId)
+        instance = instance_node.text if instance_node is not None else None
+        if instance_node is not None and (folder.item_class != "Calendar" or not ctx.has(B.InstanceId)):
+            responses.append((name, sid, PROTOCOL_ERROR, instance))
             continue
         if item is None or item not in state.snapshot:
-            responses.append((_NAMES[cmd.tag], sid, OBJECT_NOT_FOUND))
+            responses.append((name, sid, OBJECT_NOT_FOUND, instance))
             continue
         if cmd.tag == A.Delete:
-            permanently = not creq.deletes_as_moves or folder.type == FolderType.DELETED_ITEMS
-            try:
-                await ctx.backend.delete_item(ctx.user, folder.backend_id, item, permanently=permanently)
-            except ItemNotFound:
-                responses.append(("Delete", sid, OBJECT_NOT_FOUND))
-            state.snapshot.pop(item, None)
+            status = await _client_delete(ctx, creq, folder, state, item, instance)
+            if status != OK:
+                responses.append(("Delete", sid, status, instance))
             applied = True
             continue
         # Change
         data = cmd.find(A.ApplicationData)
         if data is None:
             continue
-        if folder.item_class != "Email":
-            responses.append(("Change", sid, CONVERSION_ERROR))
-            continue
         try:
-            change = parse_email_change(data, ctx.version)
-        except ProtocolError:
-            responses.append(("Change", sid, CONVERSION_ERROR))
+            change = _parse_change(ctx, folder, data, instance)
+        except (ProtocolError, ValueError):
+            responses.append(("Change", sid, CONVERSION_ERROR, instance))
             continue
         if state.options.get("conflict", 1) != 0:  # the server's object wins (2.2.3.34)
             if current is None:
                 current = await ctx.backend.item_stamps(ctx.user, folder.backend_id)
             if item not in current:
-                responses.append(("Change", sid, OBJECT_NOT_FOUND))
+                responses.append(("Change", sid, OBJECT_NOT_FOUND, instance))
                 continue
             if current[item] != state.snapshot[item]:
-                responses.append(("Change", sid, CONFLICT))
+                # Status 7; the snapshot keeps the old stamp, so the server's version goes
+                # out as a Change in this same response.
+                responses.append(("Change", sid, CONFLICT, instance))
                 continue
         try:
-            stamp = await ctx.backend.change_email(ctx.user, folder.backend_id, item, change)
+            if isinstance(change, EmailChange):
+                stamp = await ctx.backend.change_email(ctx.user, folder.backend_id, item, change)
+            else:
+                stamp = await ctx.backend.change_item(ctx.user, folder.backend_id, item, change)
         except ItemNotFound:
-            responses.append(("Change", sid, OBJECT_NOT_FOUND))
+            responses.append(("Change", sid, OBJECT_NOT_FOUND, instance))
             continue
         state.snapshot[item] = stamp
         if current is not None:
@@ -637,25 +688,71 @@ async def _client_commands(ctx: Context, creq: CollectionRequest, folder: hier.C
 _NAMES = {A.Change: "Change", A.Delete: "Delete", A.Fetch: "Fetch"}
 
 
+def _parse_change(ctx: Context, folder: hier.CollectionFolder, data: Node, instance: str | bytes | None) -> Any:
+    """What a Change's ApplicationData says: flags of a mail, or a whole item of another
+    class (for a 16.x calendar Change with InstanceId, one occurrence)."""
+    if folder.item_class in (None, "Email"):
+        return parse_email_change(data, ctx.version)
+    if not supported_class(folder.item_class, ctx.version):
+        raise ProtocolError(f"no {folder.item_class} items in {ctx.version}")
+    item = codec(folder.item_class).parse(data, ctx.version)
+    if instance is not None:
+        item.instance_id = parse_date(instance)
+    return item
+
+
+async def _client_delete(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolder,
+                         state: CollectionState, item: str, instance: str | bytes | None) -> int:
+    """A device's Delete: the item (to Deleted Items unless DeletesAsMoves is 0), or with
+    a 16.x InstanceId one occurrence of a recurring event."""
+    if instance is not None:
+        try:
+            when = parse_date(instance)
+        except ProtocolError:
+            return PROTOCOL_ERROR
+        try:
+            state.snapshot[item] = await ctx.backend.delete_occurrence(ctx.user, folder.backend_id, item, when)
+        except ItemNotFound:
+            return OBJECT_NOT_FOUND
+        return OK
+    permanently = not creq.deletes_as_moves or folder.type == FolderType.DELETED_ITEMS
+    status = OK
+    try:
+        await ctx.backend.delete_item(ctx.user, folder.backend_id, item, permanently=permanently)
+    except ItemNotFound:
+        status = OBJECT_NOT_FOUND
+    state.snapshot.pop(item, None)
+    return status
+
+
 async def _client_add(ctx: Context, cmd: Node, folder: hier.CollectionFolder, state: CollectionState,
                       client_id: str) -> tuple[int, str | None]:
     """A device's Add: ``(status, ServerId)``. Mail can be added only as a 16.x draft in
-    the Drafts folder (MS-ASEMAIL 3.1.5.3.6); a ClientId already answered is answered
-    again with its ServerId instead of being added twice."""
+    the Drafts folder (MS-ASEMAIL 3.1.5.3.6), the other classes anywhere; a ClientId
+    already answered is answered again with its ServerId instead of being added twice."""
     known = state.client_ids.get(client_id)
     if known is not None:
         return OK, known
-    if folder.item_class != "Email" or ctx.version < _V16 or folder.type != FolderType.DRAFTS:
+    mail = folder.item_class in (None, "Email")
+    if mail and (ctx.version < _V16 or folder.type != FolderType.DRAFTS):
+        return CONVERSION_ERROR, None
+    if not supported_class(folder.item_class, ctx.version):
         return CONVERSION_ERROR, None
     data = cmd.find(A.ApplicationData)
     if data is None:
         return PROTOCOL_ERROR, None
     try:
-        mime = draft_mime(data, ctx.version, ctx.user)
-    except ProtocolError:
+        if mail:
+            mime = draft_mime(data, ctx.version, ctx.user)
+        else:
+            new = codec(str(folder.item_class)).parse(data, ctx.version)
+    except (ProtocolError, ValueError):
         return CONVERSION_ERROR, None
     try:
-        item, stamp = await ctx.backend.add_email(ctx.user, folder.backend_id, mime, read=True, is_draft=True)
+        if mail:
+            item, stamp = await ctx.backend.add_email(ctx.user, folder.backend_id, mime, read=True, is_draft=True)
+        else:
+            item, stamp = await ctx.backend.add_item(ctx.user, folder.backend_id, new)
     except QuotaExceeded:
         return CANNOT_COMPLETE, None
     sid = server_id(folder.collection_id, item)
@@ -698,6 +795,14 @@ def _respond(ctx: Context, results: list[_Result]) -> HTTPResponse:
     return ctx.respond(w)
 
 
+def _write_item(w: Writer, r: _Result, item: Any, version: Version, options: dict[str, Any]) -> None:
+    """An item's ApplicationData children, by the collection's class."""
+    if r.item_class in (None, "Email"):
+        write_email(w, item, version, options)
+    else:
+        codec(r.item_class).write(w, item, version, options)
+
+
 def _write_responses(w: Writer, r: _Result, version: Version) -> None:
     with w.tag(A.Responses):
         for entry in r.responses:
@@ -710,17 +815,19 @@ def _write_responses(w: Writer, r: _Result, version: Version) -> None:
                         w.leaf(A.ServerId, sid)
                     w.leaf(A.Status, status)
             elif kind == "Fetch":
-                _, sid, status, email = entry
+                _, sid, status, item = entry
                 with w.tag(A.Fetch):
                     w.leaf(A.ServerId, sid)
                     w.leaf(A.Status, status)
-                    if email is not None:
+                    if item is not None:
                         with w.tag(A.ApplicationData):
-                            write_email(w, email, version, _untruncated(r.options))
+                            _write_item(w, r, item, version, _untruncated(r.options))
             else:
-                _, sid, status = entry
+                _, sid, status, instance = entry
                 with w.tag(A.Change if kind == "Change" else A.Delete):
                     w.leaf(A.ServerId, sid)
+                    if isinstance(instance, str) and len(instance) <= _MAX_ID and has_tag(B.InstanceId, version):
+                        w.leaf(B.InstanceId, instance)  # MS-ASAIRS 2.2.2.25: with the ServerId
                     w.leaf(A.Status, status)
 
 
@@ -736,21 +843,22 @@ def _write_commands(w: Writer, r: _Result, version: Version) -> None:
     options = r.options
     tag = w.tag
     leaf = w.leaf
+    mail = r.item_class in (None, "Email")
     with tag(A.Commands):
-        for kind, sid, email in r.commands:
+        for kind, sid, item in r.commands:
             if kind == "Add":
                 with tag(A.Add):
                     leaf(A.ServerId, sid)
                     with tag(A.ApplicationData):
-                        write_email(w, email, version, options)
+                        _write_item(w, r, item, version, options)
             elif kind == "Change":
                 with tag(A.Change):
                     leaf(A.ServerId, sid)
                     with tag(A.ApplicationData):
-                        if email.is_draft:  # a draft's content can change; a delivered mail's cannot
-                            write_email(w, email, version, options)
+                        if mail and not item.is_draft:  # a delivered mail's content cannot change
+                            write_email_flags(w, item, version)
                         else:
-                            write_email_flags(w, email, version)
+                            _write_item(w, r, item, version, options)
             else:
                 with tag(A.SoftDelete if kind == "SoftDelete" else A.Delete):
                     leaf(A.ServerId, sid)

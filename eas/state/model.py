@@ -51,6 +51,8 @@ class DeviceRecord:
     access: str = "allowed"
     access_reason: str = ""
     suspended: bool = False
+    # What loop detection stopped sending (eas.loops.skip): dicts, for the admin.
+    skipped_items: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
