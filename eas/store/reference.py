@@ -48,6 +48,7 @@ from eas.backend import (
 )
 from eas.store import mime as mimeparse
 from eas.store import passwords
+from eas.store.directory import DirectoryStore
 from eas.store.schema import migrate
 from eas.store.sharing import SharingStore
 
@@ -95,7 +96,7 @@ _EMAIL_COLUMNS = ("m.id, m.modseq, m.date_received, m.read, m.flag, m.categories
                   "m.body_html, m.size, m.attachments, m.meeting")
 
 
-class ReferenceStore(SharingStore):
+class ReferenceStore(SharingStore, DirectoryStore):
     """The reference mail store (implements ``eas.backend.Backend``).
 
     ``path`` is the SQLite file, created if missing. Administration (users, delivery) is
