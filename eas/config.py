@@ -56,6 +56,10 @@ class Config:
     # devices send credentials with every request, and a slow password hash (scrypt)
     # per request would cap the server at a few dozen requests per second.
     auth_cache_seconds: float = 300.0
+    # Clients that sync one folder per type get all calendars as the default Calendar
+    # (contacts, tasks, notes likewise; eas.merge): patterns matched, ignoring case, at
+    # the start of DeviceType or User-Agent, e.g. ("SAMSUNG",).
+    merge_folders_for: tuple[str, ...] = ()
     # Autodiscover (eas.autodiscover). The ActiveSync URL it gives out: public_url, else
     # derived from the request's Host (https; X-Forwarded-Proto only from a trusted proxy).
     public_url: str = ""

@@ -137,6 +137,10 @@ class ActiveSync:
         return self._finish(http, response)
 
     async def _handle(self, http: HTTPRequest) -> HTTPResponse:
+        if http.path.lower().startswith("/autodiscover/"):
+            from eas import autodiscover  # loaded by the servers that are asked only
+
+            return await autodiscover.handle(self, http)
         if http.path.rstrip("/").lower() != self.config.path.lower():
             return HTTPResponse(st.NOT_FOUND, [], b"")
         if http.method == "OPTIONS":
