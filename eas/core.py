@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from eas import commands
+from eas import commands, merge
 from eas.backend import Backend
 from eas.config import Config
 from eas.context import Context
@@ -197,7 +197,8 @@ class ActiveSync:
                 await state.commit()
                 raise EASError("device must provision", status=problem, http_status=st.RETRY_AFTER_PROVISIONING)
         # The body only in the context: a long poll drops it while it waits (Context.wait).
-        ctx = Context(self, request, account, state, self._body(request, info), self._changes.get(account, 0))
+        ctx = Context(self, request, account, state, self._body(request, info), self._changes.get(account, 0),
+                      merge.view(self.config, request, self.backend))
         response = await handle(ctx)
         await state.commit()
         return response
