@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from eas.backend import Backend
     from eas.config import Config
     from eas.core import ActiveSync
+    from eas.merge import MergedBackend
 
 
 @dataclass(slots=True)
@@ -32,10 +33,11 @@ class Context:
     state: DeviceState
     body: Node | None
     changes_seen: int = 0  # the user's change counter when the request began (see ActiveSync.wait_for_changes)
+    merged: MergedBackend | None = None  # this device's view with merged folders (eas.merge), if it has one
 
     @property
     def backend(self) -> Backend:
-        return self.server.backend
+        return self.server.backend if self.merged is None else self.merged
 
     @property
     def config(self) -> Config:
@@ -62,4 +64,6 @@ class Context:
         is read again when asked for), and ``body`` is None from here on (take what you
         need from it before waiting), since thousands of requests may be waiting. (The
         core's coroutine itself, not one more level: each costs ~250 bytes per wait.)"""
+        if self.merged is not None:
+            folder_ids = self.merged.watched(folder_ids)
         return self.server.wait_for_changes(self, folder_ids, timeout)
