@@ -103,8 +103,6 @@ def sent(state: CollectionState, request_key: int, items: list[str], more: bool)
         if loop.get("suspect") != items[0]:
             loop["strikes"] = 0
         loop["suspect"] = items[0]
-    elif loop["phase"] == NORMAL and not more:
-        state.extra.pop("loop", None)  # nothing to remember: the next repeat starts at normal
 
 
 def skip(state: CollectionState, device: DeviceRecord, kind: str, item: str, stamp: str, server_id: str,
