@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -364,8 +365,6 @@ def _event_component(cal: Calendar, zone: str, *, with_rule: bool = True) -> ica
 
 def _override(cal: Calendar, exc: EventException) -> Calendar:
     """The master with the exception's fields laid over it."""
-    from dataclasses import replace
-
     changes = {name: getattr(exc, name) for name in (
         "subject", "start", "end", "all_day", "location", "body", "busy_status", "sensitivity", "reminder",
         "meeting_status", "categories", "attendees", "dtstamp", "response_type", "appointment_reply_time",
@@ -404,9 +403,24 @@ def _wrap(components: Iterable[Component]) -> str:
     return vcal.to_ical().decode()
 
 
-def calendar_to_ical(cal: Calendar) -> str:
-    """A VCALENDAR with the event, its overrides and the VTIMEZONE of its zone."""
-    return _wrap(calendar_components(cal))
+def calendar_to_ical(cal: Calendar, *, keep_from: str | None = None) -> str:
+    """A VCALENDAR with the event, its overrides and the VTIMEZONE of its zone.
+    ``keep_from`` is the stored text a device's change replaces: when its RRULE is one EAS
+    cannot express and the device sent back the closest pattern unchanged, that RRULE
+    stays (the device changed something else)."""
+    components = calendar_components(cal)
+    if keep_from and cal.recurrence is not None:
+        old = next((e for e in _parse(keep_from)[0].walk("VEVENT") if "RECURRENCE-ID" not in e), None)
+        rules = _rules(old) if old is not None else []
+        if rules:
+            approx, exact = rrule_to_recurrence(rules[0], cal.timezone)
+            mine = replace(cal.recurrence, calendar_type=None)
+            if not exact and approx == mine:
+                master = components[0]
+                master.pop("RRULE")
+                for prop in _as_list(old.get("RRULE")):
+                    master.add("RRULE", prop)
+    return _wrap(components)
 
 
 def _reminder(component: Component, start: datetime | None, end: datetime | None) -> int | None:
@@ -962,3 +976,85 @@ def event_span(text: str | bytes, *, zone: str = "UTC") -> tuple[datetime | None
     if not found:
         return None, None
     return min(s for s, _, _ in found), (max(e for _, e, _ in found) if finite else None)
+
+
+# -- changes of one occurrence -------------------------------------------------------------
+
+class NoSuchOccurrence(ICalError):
+    """The instance named is no occurrence of the stored series."""
+
+
+def busy_status(event: Component) -> int:
+    """The BusyStatus of an occurrence's VEVENT; 0 (free) also for a cancelled one."""
+    if _text(event, "STATUS").upper() == "CANCELLED" or _int(event, "X-EAS-MEETINGSTATUS") in _CANCELLED:
+        return 0
+    busy = _text(event, "X-MICROSOFT-CDO-BUSYSTATUS").upper()
+    if busy in _BUSY_BACK:
+        return _BUSY_BACK[busy]
+    if _text(event, "TRANSP").upper() == "TRANSPARENT":
+        return 0
+    return 1 if _text(event, "STATUS").upper() == "TENTATIVE" else 2
+
+
+def _series(text: str) -> tuple[Component, Component, Calendar]:
+    vcal = _parse(text)[0]
+    master = next((e for e in vcal.walk("VEVENT") if "RECURRENCE-ID" not in e), None)
+    if master is None or "RRULE" not in master:
+        raise NoSuchOccurrence("the event does not recur")
+    return vcal, master, _calendar_master(master, [], _default_zone(vcal, "UTC"), "")
+
+
+def _check_instance(text: str, vcal: Component, master: Calendar, instance: datetime) -> datetime:
+    """The instance as an aware UTC datetime, if the series has it (an occurrence of the
+    rule, or one already overridden)."""
+    instance = instance.astimezone(UTC) if instance.tzinfo else instance.replace(tzinfo=UTC)
+    for ev in vcal.walk("VEVENT"):
+        rid = _dt(ev, "RECURRENCE-ID")
+        if rid is not None and _instant(rid, master.timezone) == instance:
+            return instance
+    found, _ = occurrences(text, instance - timedelta(days=1), instance + timedelta(days=1))
+    span = (master.end - master.start) if master.start and master.end else timedelta(0)
+    if not any(c.get("RECURRENCE-ID") is None and s == instance for s, e, c in found) and not (
+            span == timedelta(0) and any(s == instance for s, _, _ in found)):
+        raise NoSuchOccurrence(f"the series has no occurrence at {instance.isoformat()}")
+    return instance
+
+
+def _without_override(vcal: Component, master: Calendar, instance: datetime) -> None:
+    vcal.subcomponents = [c for c in vcal.subcomponents if not (
+        c.name == "VEVENT" and (rid := _dt(c, "RECURRENCE-ID")) is not None
+        and _instant(rid, master.timezone) == instance)]
+
+
+def with_occurrence(text: str, instance: datetime, cal: Calendar) -> str:
+    """The stored series with the occurrence at ``instance`` replaced by ``cal`` (a 16.x
+    change with InstanceId): a RECURRENCE-ID override. ``NoSuchOccurrence``."""
+    vcal, _, master = _series(text)
+    instance = _check_instance(text, vcal, master, instance)
+    _without_override(vcal, master, instance)
+    over = replace(cal, uid=master.uid, recurrence=None, exceptions=[], instance_id=None,
+                   timezone=master.timezone, all_day=master.all_day if cal.start is None else cal.all_day)
+    if over.start is None:
+        over.start = instance
+    if over.end is None and master.start is not None and master.end is not None:
+        over.end = over.start + (master.end - master.start)
+    ev = _event_component(over, master.timezone, with_rule=False)
+    _add_dt(ev, "RECURRENCE-ID", instance, master.timezone, master.all_day)
+    vcal.add_component(ev)
+    return _refresh_zones(vcal)
+
+
+def without_occurrence(text: str, instance: datetime) -> str:
+    """The stored series without the occurrence at ``instance`` (an EXDATE; an override
+    of it goes too). ``NoSuchOccurrence``."""
+    vcal, master_ev, master = _series(text)
+    instance = _check_instance(text, vcal, master, instance)
+    _without_override(vcal, master, instance)
+    _add_dt(master_ev, "EXDATE", instance, master.timezone, master.all_day)
+    return _refresh_zones(vcal)
+
+
+def _refresh_zones(vcal: Component) -> str:
+    if isinstance(vcal, icalendar.Calendar):
+        vcal.add_missing_timezones()
+    return vcal.to_ical().decode()

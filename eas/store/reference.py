@@ -49,6 +49,7 @@ from eas.backend import (
 from eas.store import mime as mimeparse
 from eas.store import passwords
 from eas.store.directory import DirectoryStore
+from eas.store.pim import PimStore
 from eas.store.schema import migrate
 from eas.store.sharing import SharingStore
 
@@ -96,7 +97,7 @@ _EMAIL_COLUMNS = ("m.id, m.modseq, m.date_received, m.read, m.flag, m.categories
                   "m.body_html, m.size, m.attachments, m.meeting")
 
 
-class ReferenceStore(SharingStore, DirectoryStore):
+class ReferenceStore(SharingStore, DirectoryStore, PimStore):
     """The reference mail store (implements ``eas.backend.Backend``).
 
     ``path`` is the SQLite file, created if missing. Administration (users, delivery) is
@@ -452,10 +453,13 @@ class ReferenceStore(SharingStore, DirectoryStore):
 
     # -- Backend: items ------------------------------------------------------------------
 
-    async def item_stamps(self, user: str, folder_id: str, since: datetime | None = None) -> dict[str, str]:
+    async def item_stamps(self, user: str, folder_id: str, since: datetime | None = None, *,
+                          incomplete_only: bool = False) -> dict[str, str]:
         """In date order. Large folders' answers are kept until the store changes: an
         initial Sync asks for the same folder's stamps once per window, and every Ping
         check asks again (10,000 rows cost milliseconds to read, a copy microseconds)."""
+        if self.is_pim_folder(user, folder_id):
+            return await self._pim_item_stamps(user, folder_id, since, incomplete_only=incomplete_only)
         start = None if since is None else _epoch(since)
         with self._read() as conn:
             fid = self._folder(conn, self._user_id(conn, user), folder_id)[0]
@@ -543,6 +547,8 @@ class ReferenceStore(SharingStore, DirectoryStore):
         return iid
 
     async def delete_item(self, user: str, folder_id: str, item_id: str, *, permanently: bool) -> None:
+        if self.is_pim_folder(user, folder_id):  # calendar, contact, task, note deletes are permanent
+            return await self._pim_delete(user, folder_id, item_id)
         changed: dict[str, set[str]] = {}
         with self._tx(changed) as conn:
             user_id = self._user_id(conn, user)
@@ -564,6 +570,8 @@ class ReferenceStore(SharingStore, DirectoryStore):
             return None
 
     async def move_item(self, user: str, item_id: str, src_folder: str, dst_folder: str) -> str:
+        if self.is_pim_folder(user, src_folder):
+            return await self._pim_move(user, item_id, src_folder, dst_folder)
         changed: dict[str, set[str]] = {}
         with self._tx(changed) as conn:
             user_id = self._user_id(conn, user)
@@ -581,6 +589,7 @@ class ReferenceStore(SharingStore, DirectoryStore):
             user_id = self._user_id(conn, user)
             fid = self._folder(conn, user_id, folder_id)[0]
             conn.execute("DELETE FROM messages WHERE folder_id = ?", (fid,))
+            conn.execute("DELETE FROM items WHERE folder_id = ?", (fid,))
             touched = {str(fid)}
             if delete_subfolders:
                 below = self._descendants(conn, fid)
