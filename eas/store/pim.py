@@ -273,22 +273,32 @@ class PimStore:
         """Add items to a folder (by name or ``a/b`` path) in one transaction: all or none.
         A ``str`` is one item's iCalendar (``eas.items.ical.split_ical``) or vCard, kept as
         it is. ValueError for an unknown user or folder, an item of another class or one
-        that does not parse; ``UidExists`` for an event already there."""
+        that does not parse; ``UidExists`` for an event already there. The new ids."""
+        return self.import_batches(user, [(folder_name, items)])[0]
+
+    def import_batches(self, user: str, batches: Sequence[tuple[str, Sequence[Item | str]]]) -> list[list[str]]:
+        """``import_items`` into several folders in one transaction (a Thunderbird export
+        holds events and tasks): all or none."""
         changed: dict[str, set[str]] = {}
-        ids: list[str] = []
+        out: list[list[str]] = []
         with self._tx(changed) as conn:
-            user_id, fid, cls = self._admin_folder(conn, user, folder_name)
-            for item in items:
-                if isinstance(item, str):
-                    parsed = _parse(cls, item, user.lower())  # ValueError (ICalError) for bad text
-                    text, uid = item, parsed.uid
-                    if not uid:
-                        text, uid = _text(cls, parsed)
-                else:
-                    text, uid = _text(cls, item)
-                ids.append(str(self._write(conn, user_id, fid, cls, text, uid)[0]))
-            changed[user.lower()] = {str(fid)}
-        return ids
+            touched: set[str] = set()
+            for folder_name, items in batches:
+                user_id, fid, cls = self._admin_folder(conn, user, folder_name)
+                ids: list[str] = []
+                for item in items:
+                    if isinstance(item, str):
+                        parsed = _parse(cls, item, user.lower())  # ValueError (ICalError) for bad text
+                        text, uid = item, parsed.uid
+                        if not uid:
+                            text, uid = _text(cls, parsed)
+                    else:
+                        text, uid = _text(cls, item)
+                    ids.append(str(self._write(conn, user_id, fid, cls, text, uid)[0]))
+                out.append(ids)
+                touched.add(str(fid))
+            changed[user.strip().lower()] = touched
+        return out
 
     def export_items(self, user: str, folder_name: str) -> list[str]:
         """The stored text of every item of a folder, oldest first: iCalendar (one
@@ -344,7 +354,12 @@ def _parse(cls: str, text: str, owner: str) -> Item:
     if cls == "Contacts":
         from eas.items import vcard
 
-        return vcard.from_vcard(text)
+        try:
+            return vcard.from_vcard(text)
+        except ValueError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure of a foreign file is "does not parse"
+            raise ValueError(f"unreadable vCard: {e}") from None
     from eas.items import ical
     from eas.items.calendar import Calendar
     from eas.items.notes import Note
