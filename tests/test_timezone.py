@@ -208,3 +208,18 @@ def test_wire_garbage(text: str | None) -> None:
 def test_unknown_zone_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         tz.to_blob("Mars/Olympus_Mons")
+
+
+def test_windows_name_maps_to_the_canonical_zone() -> None:
+    """CLDR maps "India Standard Time" to the alias Asia/Calcutta; the canonical name wins."""
+    blob = bytearray(tz.to_blob("Asia/Kolkata", 2026))
+    blob[4:68] = "India Standard Time".encode("utf-16-le").ljust(64, b"\0")
+    assert tz.from_blob(bytes(blob), 2026) == "Asia/Kolkata"
+    blob = bytearray(tz.to_blob("Europe/Paris", 2026))
+    blob[4:68] = "Romance Standard Time".encode("utf-16-le").ljust(64, b"\0")
+    assert tz.from_blob(bytes(blob), 2026) == "Europe/Paris"  # the name decides among equal rules
+
+
+@pytest.mark.parametrize("year", [1, 1900, 9999])
+def test_extreme_years_do_not_crash(year: int) -> None:
+    assert len(tz.to_blob("Europe/Berlin", year)) == 172

@@ -23,10 +23,14 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
+import os
 import struct
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from functools import cache, lru_cache
+from importlib import resources
+from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from eas.protocol.errors import ProtocolError
 
@@ -59,35 +63,6 @@ _PREFERRED = (
     "Pacific/Kiritimati",
 )
 
-# Windows zone names devices put in StandardName (the CLDR windowsZones mapping, "001"
-# territory), for the commonest zones.
-_WINDOWS_NAMES = {
-    "GMT Standard Time": "Europe/London",
-    "W. Europe Standard Time": "Europe/Berlin",
-    "Romance Standard Time": "Europe/Paris",
-    "Central Europe Standard Time": "Europe/Budapest",
-    "Central European Standard Time": "Europe/Warsaw",
-    "FLE Standard Time": "Europe/Kiev",
-    "GTB Standard Time": "Europe/Bucharest",
-    "Russian Standard Time": "Europe/Moscow",
-    "Eastern Standard Time": "America/New_York",
-    "Central Standard Time": "America/Chicago",
-    "Mountain Standard Time": "America/Denver",
-    "US Mountain Standard Time": "America/Phoenix",
-    "Pacific Standard Time": "America/Los_Angeles",
-    "Alaskan Standard Time": "America/Anchorage",
-    "Hawaiian Standard Time": "Pacific/Honolulu",
-    "Atlantic Standard Time": "America/Halifax",
-    "Newfoundland Standard Time": "America/St_Johns",
-    "E. South America Standard Time": "America/Sao_Paulo",
-    "Tokyo Standard Time": "Asia/Tokyo",
-    "China Standard Time": "Asia/Shanghai",
-    "India Standard Time": "Asia/Kolkata",
-    "AUS Eastern Standard Time": "Australia/Sydney",
-    "New Zealand Standard Time": "Pacific/Auckland",
-    "Chatham Islands Standard Time": "Pacific/Chatham",
-    "UTC": "UTC",
-}
 
 
 def _offset(zone: ZoneInfo, instant: datetime) -> int:
@@ -167,9 +142,13 @@ def _name(text: str) -> bytes:
 
 def to_blob(zone: str, year: int | None = None) -> bytes:
     """The TimeZone blob of an IANA zone, with the daylight rules of ``year`` (this year
-    by default). An unknown zone is a ``ValueError``. The zone's name goes into
-    StandardName and DaylightName so that ``from_blob`` gives the same zone back."""
-    year = year or datetime.now(UTC).year
+    by default; kept within 1970-2200). An unknown zone is a ``ValueError``. The zone's
+    name goes into StandardName and DaylightName so that ``from_blob`` gives it back."""
+    return _blob(zone, min(max(year or datetime.now(UTC).year, 1970), 2200))
+
+
+@lru_cache(maxsize=1024)  # an initial calendar Sync writes the same few zones many times
+def _blob(zone: str, year: int) -> bytes:
     try:
         bias, dst_bias, dst_rule, std_rule = _zone_rules(zone, year)
     except (ZoneInfoNotFoundError, ValueError) as e:
@@ -228,14 +207,32 @@ def _index(year: int) -> dict[_Key, list[str]]:
     return index
 
 
+@cache
+def _canonical() -> frozenset[str]:
+    """The zones tzdata's zone.tab lists: canonical names, not backward-compatible aliases
+    such as Asia/Calcutta (empty if no zone.tab is found; ranking then uses the names)."""
+    for base in TZPATH:
+        path = os.path.join(base, "zone.tab")
+        if os.path.isfile(path):
+            break
+    else:
+        try:
+            path = str(resources.files("tzdata").joinpath("zoneinfo/zone.tab"))
+        except ModuleNotFoundError:
+            return frozenset()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return frozenset(line.split("\t")[2].strip() for line in f if line[:1] != "#" and line.count("\t") >= 2)
+    except OSError:
+        return frozenset()
+
+
 def _rank(name: str) -> tuple[int, int, str]:
-    """Sort key among zones that match: the preferred list, then region/city names
-    (not the legacy aliases "US/Eastern", "CET", "Etc/..."), then the rest."""
+    """Sort key among zones that match: the preferred list, then canonical region/city
+    names (not aliases like "US/Eastern", "CET", "Asia/Calcutta"), then the rest."""
     if name in _PREFERRED:
         return 0, _PREFERRED.index(name), name
-    region = name.split("/", 1)[0]
-    regular = region in ("Europe", "America", "Asia", "Africa", "Australia", "Pacific", "Atlantic", "Indian")
-    return (1 if regular else 2), 0, name
+    return (1 if name in _canonical() else 2), 0, name
 
 
 def _decode_name(raw: bytes) -> str:
@@ -262,9 +259,11 @@ def from_blob(data: bytes, year: int | None = None) -> str:
     index = _index(year)
     candidates = index.get(key, [])
     name = _decode_name(std_name)
-    for wanted in (name, _WINDOWS_NAMES.get(name)):
-        if wanted and wanted in candidates:
-            return wanted
+    if name in candidates:
+        return name
+    windows = WINDOWS_TO_OLSON.get(name)  # "W. Europe Standard Time" -> Europe/Berlin
+    if windows in candidates and _rank(windows)[0] < 2:
+        return windows
     if key[2] is None and bias % 60 == 0 and abs(bias) <= 12 * 60:
         return "UTC" if bias == 0 else f"Etc/GMT{bias // 60:+d}"  # Etc/GMT+5 is UTC-5: Bias's sign
     if not candidates:
