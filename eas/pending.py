@@ -49,6 +49,13 @@ def supported_class(item_class: str | None, version: Version) -> bool:
     return item_class in ("Email", "Calendar", "Contacts", "Tasks")
 
 
+async def window_stamps(ctx: Context, backend_id: str, filter_type: int) -> dict[str, str]:
+    """``{item id: stamp}`` of the folder's items within the FilterType window."""
+    if filter_type == INCOMPLETE_TASKS:
+        return await ctx.backend.item_stamps(ctx.user, backend_id, incomplete_only=True)
+    return await ctx.backend.item_stamps(ctx.user, backend_id, filter_since(filter_type))
+
+
 async def pending_changes(ctx: Context, backend_id: str, snapshot: dict[str, str], filter_type: int,
                           limit: int | None = None) -> tuple[list[tuple[str, str, str]], int]:
     """What the next Sync would send to a device holding ``snapshot``, in sending order:
@@ -58,10 +65,7 @@ async def pending_changes(ctx: Context, backend_id: str, snapshot: dict[str, str
     the total is returned beside them (GetItemEstimate and Ping count it, Sync's
     MoreAvailable)."""
     since = filter_since(filter_type)
-    if filter_type == INCOMPLETE_TASKS:
-        current = await ctx.backend.item_stamps(ctx.user, backend_id, incomplete_only=True)
-    else:
-        current = await ctx.backend.item_stamps(ctx.user, backend_id, since)
+    current = await window_stamps(ctx, backend_id, filter_type)
     added, changed, deleted = diff(snapshot, current)
     # Which deletes are soft ones is asked only when a delete is to be built (not to count).
     classify = deleted and (since is not None or filter_type == INCOMPLETE_TASKS) and limit != 0

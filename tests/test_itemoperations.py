@@ -140,7 +140,7 @@ def test_fetch_refusals(tmp_path: Path) -> None:
             (fetch_item("4242", item), "6"),  # unknown collection
             ((f"<Fetch><Store>Mailbox</Store><airsync:CollectionId>{drafts}</airsync:CollectionId>"
               f"<airsync:ServerId>{inbox}:{item}</airsync:ServerId></Fetch>"), "6"),  # ServerId of another folder
-            (fetch_item(calendar, "1"), "14"),  # no Calendar writer yet
+            (fetch_item(calendar, "1"), "6"),  # no such event
             (fetch_item(inbox, item, store="DocumentLibrary"), "9"),
             (("<Fetch><Store>Mailbox</Store><documentlibrary:LinkId>\\\\srv\\share\\a.txt"
               "</documentlibrary:LinkId></Fetch>"), "9"),

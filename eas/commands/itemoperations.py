@@ -16,7 +16,7 @@ Part index, for attachments in Properties, for mail bodies in airsyncbase:Body.
 Status (2.2.3.177.8), used here: 1 success; 2 protocol error (whole request or one
 operation); 3 server error; 6 object not found (item, folder, conversation); 8 byte range
 invalid; 9 store unknown or unsupported; 11 data too large; 14 the item cannot be
-converted (a class without a writer yet); 15 attachment or FileReference invalid;
+converted (Notes before 14.0); 15 attachment or FileReference invalid;
 155 conversation move without MoveAlways; 156 destination is no mail folder.
 """
 
@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eas import hierarchy as hier
-from eas.backend import FOLDER_CLASS, BackendError, Email, FolderNotFound, FolderType, ItemNotFound
+from eas.backend import FOLDER_CLASS, BackendError, FolderNotFound, FolderType, ItemNotFound
 from eas.commands import text
 from eas.commands.moveitems import Moved, record_moves
+from eas.commands.sync import write_item
 from eas.context import Context
 from eas.items import server_id, split_server_id
-from eas.items.email import mime_mode, parse_body_options, write_email
+from eas.items.email import mime_mode, parse_body_options
+from eas.pending import supported_class
 from eas.protocol.errors import ProtocolError
 from eas.protocol.http import HTTPResponse
 from eas.tags import AirSync, AirSyncBase, DocumentLibrary, Search
@@ -214,17 +216,22 @@ async def _fetch_item(ctx: Context, op: Node, collection_id: str, item: str, lon
     if folder is None:
         _fetch_status(w, NOT_FOUND, op)
         return
-    if folder.item_class != "Email":
-        _fetch_status(w, CONVERSION_FAILED, op)  # no writer for Calendar/Contacts/... items yet
+    item_class = folder.item_class or "Email"
+    if not supported_class(item_class, ctx.version):
+        _fetch_status(w, CONVERSION_FAILED, op)  # Notes before 14.0
         return
     try:
-        options = parse_body_options(op.find(IO.Options), ctx.version)
+        options = parse_body_options(op.find(IO.Options), ctx.version, default_class=item_class)
     except ProtocolError:
         _fetch_status(w, PROTOCOL_ERROR, op)
         return
+    found: list[Any]
     try:
-        found = await ctx.backend.fetch_emails(ctx.user, folder.backend_id, [parts[1]],
-                                               mime=mime_mode(options, ctx.version) > 0)
+        if item_class == "Email":
+            found = await ctx.backend.fetch_emails(ctx.user, folder.backend_id, [parts[1]],
+                                                   mime=mime_mode(options, ctx.version) > 0)
+        else:
+            found = await ctx.backend.fetch_items(ctx.user, folder.backend_id, [parts[1]])
     except (ItemNotFound, FolderNotFound):
         found = []
     except BackendError:
@@ -236,7 +243,7 @@ async def _fetch_item(ctx: Context, op: Node, collection_id: str, item: str, lon
     schema = _schema(op.find(IO.Options))
     properties: Node | None = None
     if schema or out.multipart:  # the item is cut or its bodies moved out: as a tree first
-        properties = _properties(ctx, found[0], options, schema, out)
+        properties = _properties(ctx, item_class, found[0], options, schema, out)
         if properties is None:
             _fetch_status(w, TOO_LARGE, op)
             return
@@ -247,22 +254,22 @@ async def _fetch_item(ctx: Context, op: Node, collection_id: str, item: str, lon
         else:
             w.leaf(AirSync.CollectionId, parts[0])
             w.leaf(AirSync.ServerId, server_id(parts[0], parts[1]))
-        w.leaf(AirSync.Class, "Email")
+        w.leaf(AirSync.Class, item_class)
         if properties is not None:
             write_node(w, properties)
         else:
             with w.tag(IO.Properties):
-                write_email(w, found[0], ctx.version, options)
+                write_item(w, item_class, found[0], ctx.version, options)
 
 
-def _properties(ctx: Context, email: Email, options: dict[str, Any], schema: set[int] | None,
+def _properties(ctx: Context, item_class: str, item: Any, options: dict[str, Any], schema: set[int] | None,
                 out: _Response) -> Node | None:
-    """The item's Properties element as a tree: what ``write_email`` writes, cut to the
+    """The item's Properties element as a tree: what its class writes, cut to the
     Schema, with each body's Data moved into a part for a multipart answer. (Without
     either, ``_fetch_item`` writes the item straight into the response.)"""
     scratch = Writer()
     with scratch.tag(IO.Properties):
-        write_email(scratch, email, ctx.version, options)
+        write_item(scratch, item_class, item, ctx.version, options)
     properties = decode(scratch.getvalue())
     if schema:
         properties.children = [c for c in properties.children if c.tag in schema]

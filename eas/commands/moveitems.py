@@ -21,8 +21,8 @@ from eas.backend import BackendError, FolderNotFound, ItemNotFound
 from eas.commands import text
 from eas.context import Context
 from eas.hierarchy import folder_class
-from eas.items import filter_since, server_id, split_server_id
-from eas.pending import filter_type_of
+from eas.items import server_id, split_server_id
+from eas.pending import filter_type_of, window_stamps
 from eas.protocol.errors import ProtocolError
 from eas.protocol.http import HTTPResponse
 from eas.state.model import CollectionState, FolderEntry
@@ -122,9 +122,8 @@ async def record_moves(ctx: Context, moved: Sequence[Moved]) -> None:
         if dst_state is None or dst_state.sync_key == 0:
             continue
         if m.dst_collection not in stamps:
-            since = filter_since(filter_type_of(dst_state.options))
             try:
-                stamps[m.dst_collection] = await ctx.backend.item_stamps(ctx.user, m.dst_folder, since)
+                stamps[m.dst_collection] = await window_stamps(ctx, m.dst_folder, filter_type_of(dst_state.options))
             except BackendError:
                 stamps[m.dst_collection] = {}
         stamp = stamps[m.dst_collection].get(m.new_id)

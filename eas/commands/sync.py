@@ -795,12 +795,12 @@ def _respond(ctx: Context, results: list[_Result]) -> HTTPResponse:
     return ctx.respond(w)
 
 
-def _write_item(w: Writer, r: _Result, item: Any, version: Version, options: dict[str, Any]) -> None:
-    """An item's ApplicationData children, by the collection's class."""
-    if r.item_class in (None, "Email"):
+def write_item(w: Writer, item_class: str | None, item: Any, version: Version, options: dict[str, Any]) -> None:
+    """An item's ApplicationData (or ItemOperations Properties) children, by its class."""
+    if item_class in (None, "Email"):
         write_email(w, item, version, options)
     else:
-        codec(r.item_class).write(w, item, version, options)
+        codec(item_class).write(w, item, version, options)
 
 
 def _write_responses(w: Writer, r: _Result, version: Version) -> None:
@@ -821,7 +821,7 @@ def _write_responses(w: Writer, r: _Result, version: Version) -> None:
                     w.leaf(A.Status, status)
                     if item is not None:
                         with w.tag(A.ApplicationData):
-                            _write_item(w, r, item, version, _untruncated(r.options))
+                            write_item(w, r.item_class, item, version, _untruncated(r.options))
             else:
                 _, sid, status, instance = entry
                 with w.tag(A.Change if kind == "Change" else A.Delete):
@@ -850,7 +850,7 @@ def _write_commands(w: Writer, r: _Result, version: Version) -> None:
                 with tag(A.Add):
                     leaf(A.ServerId, sid)
                     with tag(A.ApplicationData):
-                        _write_item(w, r, item, version, options)
+                        write_item(w, r.item_class, item, version, options)
             elif kind == "Change":
                 with tag(A.Change):
                     leaf(A.ServerId, sid)
@@ -858,7 +858,7 @@ def _write_commands(w: Writer, r: _Result, version: Version) -> None:
                         if mail and not item.is_draft:  # a delivered mail's content cannot change
                             write_email_flags(w, item, version)
                         else:
-                            _write_item(w, r, item, version, options)
+                            write_item(w, r.item_class, item, version, options)
             else:
                 with tag(A.SoftDelete if kind == "SoftDelete" else A.Delete):
                     leaf(A.ServerId, sid)
