@@ -25,6 +25,7 @@ from eas.tags import (
     Settings,
 )
 from eas.tags import ComposeMail as CM
+from eas.tags import ValidateCert as VC
 from eas.tags import MeetingResponse as MR
 from eas.wbxml import Node
 
@@ -74,6 +75,7 @@ COMMANDS: dict[str, CommandInfo] = {
     "Ping": CommandInfo("ping", Ping.Ping, Ping.Status, provisioning=False, empty_body=True),
     "ItemOperations": CommandInfo("itemoperations", ItemOperations.ItemOperations, ItemOperations.Status),
     "Provision": CommandInfo("provision", Provision.Provision, Provision.Status, provisioning=False),
+    "ValidateCert": CommandInfo("validatecert", VC.ValidateCert, VC.Status),
     "MeetingResponse": CommandInfo("meetingresponse", MR.MeetingResponse, MR.Status),
 }
 
