@@ -50,6 +50,8 @@ class Config:
     # again before it is skipped.
     loop_detection: bool = True
     loop_strikes: int = 3
+    # Search and Find count matches (their Total) up to this many.
+    search_match_limit: int = 1000
     # Gzip responses larger than this when the client accepts gzip.
     gzip_min_size: int = 1024
     # Successful logins are remembered this long (seconds; 0 = ask the hook every time):

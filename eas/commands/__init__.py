@@ -22,11 +22,12 @@ from eas.tags import (
     Move,
     Ping,
     Provision,
+    Search,
     Settings,
 )
 from eas.tags import ComposeMail as CM
-from eas.tags import ValidateCert as VC
 from eas.tags import MeetingResponse as MR
+from eas.tags import ValidateCert as VC
 from eas.wbxml import Node
 
 if TYPE_CHECKING:
@@ -75,8 +76,9 @@ COMMANDS: dict[str, CommandInfo] = {
     "Ping": CommandInfo("ping", Ping.Ping, Ping.Status, provisioning=False, empty_body=True),
     "ItemOperations": CommandInfo("itemoperations", ItemOperations.ItemOperations, ItemOperations.Status),
     "Provision": CommandInfo("provision", Provision.Provision, Provision.Status, provisioning=False),
-    "ValidateCert": CommandInfo("validatecert", VC.ValidateCert, VC.Status),
     "MeetingResponse": CommandInfo("meetingresponse", MR.MeetingResponse, MR.Status),
+    "ValidateCert": CommandInfo("validatecert", VC.ValidateCert, VC.Status),
+    "Search": CommandInfo("search", Search.Search, Search.Status),
 }
 
 
