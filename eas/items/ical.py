@@ -164,15 +164,15 @@ def rrule_to_recurrence(rule: dict[str, Any], zone: str) -> tuple[Recurrence, bo
 
     exact = True
     freq = str(first("FREQ") or "DAILY").upper()
+    interval = int(first("INTERVAL") or 1)
     if freq not in ("DAILY", "WEEKLY", "MONTHLY", "YEARLY"):
-        exact, freq = False, "DAILY"
+        exact, freq, interval = False, "DAILY", 1
     for key in ("BYWEEKNO", "BYYEARDAY", "BYHOUR", "BYMINUTE", "BYSECOND"):
         if rule.get(key):
             exact = False
     for key in ("BYSETPOS", "BYMONTH", "BYMONTHDAY"):
         if isinstance(rule.get(key), list) and len(rule[key]) > 1:
             exact = False
-    interval = int(first("INTERVAL") or 1)
     days: list[tuple[int, str]] = []
     for item in rule.get("BYDAY") or []:
         m = _NTH.match(str(item).upper())
@@ -280,7 +280,23 @@ def _dt(component: Component, name: str) -> date | datetime | None:
         raise ICalError(f"bad {name}: {e}") from None
     if isinstance(value, list):
         value = value[0] if value else None
-    return value if isinstance(value, date) else None
+    if value is not None and not isinstance(value, date):
+        raise ICalError(f"bad {name}: {str(value)[:60]!r}")
+    return value
+
+
+def _utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _x_instant(component: Component, name: str) -> datetime | None:
+    """A UTC date-time of an X- property (which icalendar reads back as text)."""
+    text = _text(component, name)
+    try:
+        value = icalendar.vDDDTypes.from_ical(text) if text else None
+    except ValueError:
+        return None
+    return _instant(value, "UTC") if isinstance(value, datetime) else None
 
 
 def _add_dt(component: Component, name: str, value: datetime, zone: str, all_day: bool) -> None:
@@ -337,7 +353,7 @@ def _event_component(cal: Calendar, zone: str, *, with_rule: bool = True) -> ica
     if cal.response_type is not None:
         ev.add("X-EAS-RESPONSETYPE", str(cal.response_type))
     if cal.appointment_reply_time is not None:
-        ev.add("X-EAS-APPOINTMENTREPLYTIME", cal.appointment_reply_time.astimezone(UTC))
+        ev.add("X-EAS-APPOINTMENTREPLYTIME", _utc_text(cal.appointment_reply_time))
     if cal.disallow_new_time_proposal:
         ev.add("X-MICROSOFT-DISALLOW-COUNTER", "TRUE")
     if cal.online_meeting_conf_link:
@@ -499,8 +515,7 @@ def _event_fields(ev: Component, zone: str, owner: str) -> Calendar:
     requested = _text(ev, "X-EAS-RESPONSEREQUESTED").upper()
     cal.response_requested = None if not requested else requested == "TRUE"
     cal.response_type = _int(ev, "X-EAS-RESPONSETYPE")
-    reply = _dt(ev, "X-EAS-APPOINTMENTREPLYTIME")
-    cal.appointment_reply_time = _instant(reply, "UTC") if reply is not None else None
+    cal.appointment_reply_time = _x_instant(ev, "X-EAS-APPOINTMENTREPLYTIME")
     cal.disallow_new_time_proposal = _text(ev, "X-MICROSOFT-DISALLOW-COUNTER").upper() == "TRUE"
     cal.online_meeting_conf_link = _text(ev, "X-EAS-ONLINEMEETINGCONFLINK")
     cal.online_meeting_external_link = _text(ev, "X-EAS-ONLINEMEETINGEXTERNALLINK")
@@ -544,7 +559,7 @@ def _exception(master: Calendar, ov: Component, zone: str, owner: str) -> EventE
         raise ICalError("an override without RECURRENCE-ID")
     other = _event_fields(ov, master.timezone, owner)
     exc = EventException(original_start=_instant(rid, master.timezone))
-    if _text(ov, "STATUS").upper() == "CANCELLED" and "X-EAS-MEETINGSTATUS" not in ov:
+    if _cancelled_instance(ov):
         exc.deleted = True  # a cancelled instance, as Google exports it
         return exc
     for name in ("subject", "start", "end", "all_day", "location", "body", "busy_status", "sensitivity",
@@ -563,6 +578,10 @@ def _exception(master: Calendar, ov: Component, zone: str, owner: str) -> EventE
             and other.end - (other.start or other.end) != master.end - master.start:
         exc.end = other.end
     return exc
+
+
+def _cancelled_instance(override: Component) -> bool:
+    return _text(override, "STATUS").upper() == "CANCELLED" and "X-EAS-MEETINGSTATUS" not in override
 
 
 def _parse(text: str | bytes) -> list[Component]:
@@ -666,7 +685,7 @@ def task_component(task: Task) -> icalendar.Todo:
         if rec.dead_occur:
             todo.add("X-EAS-DEADOCCUR", "TRUE")
         if rec.start is not None:
-            todo.add("X-EAS-RECURRENCESTART", rec.start.astimezone(UTC))
+            todo.add("X-EAS-RECURRENCESTART", _utc_text(rec.start))
     return todo
 
 
@@ -719,8 +738,7 @@ def _task_fields(todo: Component, zone: str) -> Task:
         task.recurrence = closest_recurrence(rules[0], zone)
         task.recurrence.regenerate = _text(todo, "X-EAS-REGENERATE").upper() == "TRUE"
         task.recurrence.dead_occur = _text(todo, "X-EAS-DEADOCCUR").upper() == "TRUE"
-        rstart = _dt(todo, "X-EAS-RECURRENCESTART")
-        task.recurrence.start = _instant(rstart, zone) if rstart is not None else task.utc_start_date
+        task.recurrence.start = _x_instant(todo, "X-EAS-RECURRENCESTART") or task.utc_start_date
     return task
 
 
@@ -878,6 +896,8 @@ def occurrences(text: str | bytes, window_start: datetime | None = None, window_
         rid = _dt(ev, "RECURRENCE-ID")
         if rid is not None and ev is not master:
             overrides[_instant(rid, _ev_zone(master or ev, default))] = ev
+    # A cancelled instance (Google's form of a deleted one) is no occurrence.
+    cancelled = {k for k, ev in overrides.items() if _cancelled_instance(ev)}
     found: list[tuple[datetime, datetime, Component]] = []
 
     def keep(start: datetime, end: datetime, comp: Component) -> None:
@@ -917,8 +937,10 @@ def occurrences(text: str | bytes, window_start: datetime | None = None, window_
                 break  # overrides may move an instance earlier; two days past the window is enough
             if start not in overrides:
                 keep(start, start + span, master)
-    for ev in overrides.values():
+    for key, ev in overrides.items():
         s = _dt(ev, "DTSTART")
+        if key in cancelled:
+            continue
         if s is None:
             continue
         z = _ev_zone(ev, default)
