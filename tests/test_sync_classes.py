@@ -1,0 +1,369 @@
+"""Sync of calendar, contact, task and note collections both ways (MS-ASCMD 2.2.1.21 with
+MS-ASCAL, MS-ASCNTC, MS-ASTASK, MS-ASNOTE), in every protocol version the class exists in,
+end to end through the in-process client, the reference store and SQLite state. Every
+response is checked to hold only elements of the negotiated version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_sync import ALICE, Device, cheap_scrypt, coll, collection, commands, device, responses, run
+
+from eas import tags
+from eas.items.contacts import Contact
+from eas.items.notes import Note
+from eas.items.tasks import Task
+from eas.tags import AirSync as A
+from eas.tags import Contacts as C
+from eas.tags import GetItemEstimate as G
+from eas.tags import ItemOperations as IO
+from eas.tags import Move as M
+from eas.tags import Notes as N
+from eas.tags import Tasks as T
+from eas.wbxml import Node
+
+__all__ = ["cheap_scrypt"]
+NS = ('xmlns="AirSync:" xmlns:b="AirSyncBase:" xmlns:c="Contacts:" xmlns:t="Tasks:" xmlns:n="Notes:" '
+      'xmlns:cal="Calendar:"')
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One item class: its folder, where its name is, how a device writes one."""
+
+    name: str
+    folder: str
+    versions: tuple[str, ...]
+    tag: int  # the element holding the item's name
+    field: str  # ... and the dataclass field it is read into
+    make: Callable[[str], Any]  # a server-side item named so
+    xml: Callable[[str, str], str]  # ApplicationData of a device's item named so, per version
+    garbage: str  # ApplicationData the codec must refuse (status 6)
+
+
+def _body(version: str, text: str) -> str:
+    return f"<b:Body><b:Type>1</b:Type><b:Data>{text}</b:Data></b:Body>" if version != "2.5" else ""
+
+
+KINDS = {
+    "Contacts": Kind("Contacts", "Contacts", ("2.5", "12.1", "14.0", "14.1", "16.1"), C.FirstName, "first_name",
+                     lambda s: Contact(first_name=s, last_name="Server", email1_address="srv@example.com"),
+                     lambda v, s: f"<c:FirstName>{s}</c:FirstName><c:LastName>Device</c:LastName>",
+                     "<c:FirstName>Bad</c:FirstName><c:Birthday>not a date</c:Birthday>"),
+    "Tasks": Kind("Tasks", "Tasks", ("2.5", "12.1", "14.0", "14.1", "16.1"), T.Subject, "subject",
+                  lambda s: Task(subject=s),
+                  lambda v, s: f"<t:Subject>{s}</t:Subject>{_body(v, 'do it')}<t:Complete>0</t:Complete>",
+                  "<t:Subject>Bad</t:Subject><t:Complete>1</t:Complete>"),  # Complete without DateCompleted
+    "Notes": Kind("Notes", "Notes", ("14.0", "14.1", "16.1"), N.Subject, "subject",
+                  lambda s: Note(subject=s, body="server note"),
+                  lambda v, s: f"<n:Subject>{s}</n:Subject>{_body(v, 'a note')}",
+                  "<n:Subject>Bad</n:Subject><n:MessageClass>IPM.Note</n:MessageClass>"),
+}
+CASES = [(k, v) for k in KINDS for v in KINDS[k].versions]
+IDS = [f"{k}-{v}" for k, v in CASES]
+
+
+async def stored(dev: Device, kind: Kind) -> dict[str, Any]:
+    """The folder's items in the store, by id."""
+    folder = dev.backend[kind.folder]
+    ids = list(await dev.store.item_stamps(ALICE, folder))
+    return {i.id: i for i in await dev.store.fetch_items(ALICE, folder, ids)}
+
+
+def name_of(node: Node, kind: Kind) -> str | None:
+    data = node.find(A.ApplicationData)
+    return data.findtext(kind.tag) if data is not None else None
+
+
+async def start(tmp_path: Path, kind: Kind, version: str, options: str = "") -> tuple[Device, str]:
+    dev = await device(tmp_path, version)
+    return dev, await dev.initial(kind.folder, options)
+
+
+async def sync(dev: Device, kind: Kind, key: str, inner: str = "") -> tuple[str, Node | None]:
+    """One Sync of the class's folder: the new key and its Collection (None: nothing said)."""
+    reply = await dev.send(f"<Sync {NS}><Collections>{coll(dev.folders[kind.folder], key, inner)}"
+                           f"</Collections></Sync>")
+    if reply.node is None:
+        return key, None
+    c = collection(reply, dev.folders[kind.folder])
+    return str(c.findtext(A.SyncKey)), c
+
+
+# -- server -> device -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "version"), CASES, ids=IDS)
+def test_server_items_reach_the_device(tmp_path: Path, name: str, version: str) -> None:
+    kind = KINDS[name]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, version)
+        folder = dev.backend[kind.folder]
+        ids = [(await dev.store.add_item(ALICE, folder, kind.make(f"Item {n}")))[0] for n in range(3)]
+        key, c = await sync(dev, kind, key)
+        assert c is not None and c.findtext(A.Status) == "1"
+        adds = {sid: name_of(node, kind) for cmd, sid, node in commands(c) if cmd == "Add"}
+        cid = dev.folders[kind.folder]
+        assert adds == {f"{cid}:{i}": f"Item {n}" for n, i in enumerate(ids)}
+        # Changed on the server: the whole item goes out as a Change.
+        await dev.store.change_item(ALICE, folder, ids[1], kind.make("Renamed"))
+        await dev.store.delete_item(ALICE, folder, ids[2], permanently=True)
+        key, c = await sync(dev, kind, key)
+        assert c is not None
+        got = [(cmd, sid, name_of(node, kind) if cmd == "Change" else None) for cmd, sid, node in commands(c)]
+        assert got == [("Delete", f"{cid}:{ids[2]}", None), ("Change", f"{cid}:{ids[1]}", "Renamed")]
+        key, c = await sync(dev, kind, key)
+        assert c is None if version != "2.5" else not commands(c)  # type: ignore[arg-type]
+    run(scenario)
+
+
+# -- device -> server -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "version"), CASES, ids=IDS)
+def test_device_items_reach_the_server(tmp_path: Path, name: str, version: str) -> None:
+    kind = KINDS[name]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, version)
+        cid = dev.folders[kind.folder]
+        add = f"<Add><ClientId>c1</ClientId><ApplicationData>{kind.xml(version, 'From phone')}</ApplicationData></Add>"
+        key0 = key
+        key, c = await sync(dev, kind, key, f"<Commands>{add}</Commands>")
+        assert c is not None and c.findtext(A.Status) == "1"
+        (what, node), = responses(c)
+        sid = str(node.findtext(A.ServerId))
+        assert what == "Add" and node.findtext(A.Status) == "1" and node.findtext(A.ClientId) == "c1"
+        assert not commands(c)  # its own Add does not come back
+        items = await stored(dev, kind)
+        assert [getattr(i, kind.field) for i in items.values()] == ["From phone"]
+        assert sid == f"{cid}:{next(iter(items))}"
+        # The response was lost: the same request again gets the same ServerId, no second item.
+        key2, c = await sync(dev, kind, key0, f"<Commands>{add}</Commands>")
+        assert key2 == key and responses(c)[0][1].findtext(A.ServerId) == sid  # type: ignore[arg-type]
+        # Resent in a later request too (the ClientId is remembered).
+        key, c = await sync(dev, kind, key, f"<Commands>{add}</Commands>")
+        assert responses(c)[0][1].findtext(A.ServerId) == sid  # type: ignore[arg-type]
+        assert len(await stored(dev, kind)) == 1
+        # Change (the whole item), Fetch, Delete.
+        change = f"<Change><ServerId>{sid}</ServerId><ApplicationData>{kind.xml(version, 'Edited')}" \
+                 f"</ApplicationData></Change>"
+        key, c = await sync(dev, kind, key, f"<Commands>{change}</Commands>")
+        assert c is None or (not responses(c) and not commands(c))
+        assert [getattr(i, kind.field) for i in (await stored(dev, kind)).values()] == ["Edited"]
+        key, c = await sync(dev, kind, key, f"<Commands><Fetch><ServerId>{sid}</ServerId></Fetch></Commands>")
+        assert c is not None
+        (what, node), = responses(c)
+        assert what == "Fetch" and node.findtext(A.Status) == "1" and name_of(node, kind) == "Edited"
+        key, c = await sync(dev, kind, key, f"<Commands><Delete><ServerId>{sid}</ServerId></Delete></Commands>")
+        assert c is None or not responses(c)
+        assert await stored(dev, kind) == {}
+        key, c = await sync(dev, kind, key, f"<Commands><Delete><ServerId>{sid}</ServerId></Delete></Commands>")
+        assert c is not None and [(w, n.findtext(A.Status)) for w, n in responses(c)] == [("Delete", "8")]
+    run(scenario)
+
+
+@pytest.mark.parametrize(("name", "version"), CASES, ids=IDS)
+def test_garbage_add_is_refused_alone(tmp_path: Path, name: str, version: str) -> None:
+    kind = KINDS[name]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, version)
+        good = kind.xml(version, "Good")
+        cmds = (f"<Add><ClientId>bad</ClientId><ApplicationData>{kind.garbage}</ApplicationData></Add>"
+                f"<Add><ClientId>good</ClientId><ApplicationData>{good}</ApplicationData></Add>"
+                f"<Add><ClientId>empty</ClientId></Add>")
+        key, c = await sync(dev, kind, key, f"<Commands>{cmds}</Commands>")
+        assert c is not None and c.findtext(A.Status) == "1"
+        got = {n.findtext(A.ClientId): (n.findtext(A.Status), n.find(A.ServerId) is not None) for _, n in responses(c)}
+        assert got == {"bad": ("6", False), "good": ("1", True), "empty": ("4", False)}
+        assert [getattr(i, kind.field) for i in (await stored(dev, kind)).values()] == ["Good"]
+        key, c = await sync(dev, kind, key)
+        assert c is None or not commands(c)
+    run(scenario)
+
+
+@pytest.mark.parametrize("version", ["2.5", "14.1", "16.1"])
+@pytest.mark.parametrize("name", ["Contacts", "Tasks"])
+def test_conflicts(tmp_path: Path, name: str, version: str) -> None:
+    """Conflict 1 (the default): the server's object wins, status 7 and the server's
+    version goes out in the same response; Conflict 0: the device's change is applied."""
+    kind = KINDS[name]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, version)
+        folder, cid = dev.backend[kind.folder], dev.folders[kind.folder]
+        item, _ = await dev.store.add_item(ALICE, folder, kind.make("Original"))
+        key, _ = await sync(dev, kind, key)
+        sid = f"{cid}:{item}"
+        await dev.store.change_item(ALICE, folder, item, kind.make("Server edit"))
+        change = f"<Change><ServerId>{sid}</ServerId><ApplicationData>{kind.xml(version, 'Device edit')}" \
+                 f"</ApplicationData></Change>"
+        key, c = await sync(dev, kind, key, f"<Commands>{change}</Commands>")
+        assert c is not None
+        assert [(w, n.findtext(A.ServerId), n.findtext(A.Status)) for w, n in responses(c)] == [("Change", sid, "7")]
+        assert [(cmd, s, name_of(n, kind)) for cmd, s, n in commands(c)] == [("Change", sid, "Server edit")]
+        assert [getattr(i, kind.field) for i in (await stored(dev, kind)).values()] == ["Server edit"]
+        # Client wins.
+        await dev.store.change_item(ALICE, folder, item, kind.make("Server again"))
+        options = "<Options><Conflict>0</Conflict></Options>"
+        key, c = await sync(dev, kind, key, f"{options}<Commands>{change}</Commands>")
+        assert c is None or not responses(c)
+        assert [getattr(i, kind.field) for i in (await stored(dev, kind)).values()] == ["Device edit"]
+    run(scenario)
+
+
+# -- FilterType per class ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "filter_type", "status"), [
+    ("Tasks", 4, "4"), ("Tasks", 1, "4"), ("Tasks", 0, "1"), ("Tasks", 8, "1"),
+    ("Contacts", 3, "1"), ("Contacts", 8, "1"), ("Notes", 5, "1"),
+])
+def test_filter_type_per_class(tmp_path: Path, name: str, filter_type: int, status: str) -> None:
+    kind = KINDS[name]
+
+    async def scenario() -> None:
+        dev = await device(tmp_path, "14.1")
+        await dev.store.add_item(ALICE, dev.backend[kind.folder], kind.make("Kept"))
+        reply = await dev.sync(coll(dev.folders[kind.folder], "0",
+                                    f"<Options><FilterType>{filter_type}</FilterType></Options>"))
+        c = collection(reply, dev.folders[kind.folder])
+        assert c.findtext(A.Status) == status
+        if status == "1":  # Contacts and Notes ignore it: everything comes
+            _, c2 = await sync(dev, kind, str(c.findtext(A.SyncKey)))
+            assert c2 is not None and [name_of(n, kind) for _, _, n in commands(c2)] == ["Kept"]
+    run(scenario)
+
+
+@pytest.mark.parametrize("version", ["12.1", "16.1"])
+def test_incomplete_tasks_only(tmp_path: Path, version: str) -> None:
+    """FilterType 8: completed tasks are not sent; a task completed on the server leaves
+    the device with a SoftDelete (it is still in the folder)."""
+    kind = KINDS["Tasks"]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, version, "<Options><FilterType>8</FilterType></Options>")
+        folder, cid = dev.backend["Tasks"], dev.folders["Tasks"]
+        done = datetime.now(UTC) - timedelta(days=1)
+        open_id, _ = await dev.store.add_item(ALICE, folder, Task(subject="Open"))
+        await dev.store.add_item(ALICE, folder, Task(subject="Done", complete=True, date_completed=done))
+        key, c = await sync(dev, kind, key)
+        assert c is not None and [name_of(n, kind) for _, _, n in commands(c)] == ["Open"]
+        await dev.store.change_item(ALICE, folder, open_id, Task(subject="Open", complete=True, date_completed=done))
+        key, c = await sync(dev, kind, key)
+        assert c is not None and [(cmd, s) for cmd, s, _ in commands(c)] == [("SoftDelete", f"{cid}:{open_id}")]
+        estimate = await dev.client.command("GetItemEstimate", (
+            '<GetItemEstimate xmlns="GetItemEstimate:" xmlns:a="AirSync:"><Collections><Collection>'
+            + ("<a:FilterType>8</a:FilterType>" if version == "12.1" else "")
+            + f'<a:SyncKey>{key}</a:SyncKey><CollectionId>{cid}</CollectionId>'
+            + ("<a:Options><a:FilterType>8</a:FilterType></a:Options>" if version != "12.1" else "")
+            + '</Collection></Collections></GetItemEstimate>'))
+        assert estimate.node is not None
+        assert estimate.node.findtext(G.Response, G.Collection, G.Estimate) == "0"
+    run(scenario)
+
+
+# -- Notes only from 14.0 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["2.5", "12.1"])
+def test_no_notes_before_14(tmp_path: Path, version: str) -> None:
+    async def scenario() -> None:
+        """The folder is listed, but no note is written in a version without the class,
+        and a note from the device is refused (status 6)."""
+        dev = await device(tmp_path, version)
+        kind = KINDS["Notes"]
+        await dev.store.add_item(ALICE, dev.backend["Notes"], Note(subject="Hidden"))
+        key = await dev.initial("Notes")
+        key, c = await sync(dev, kind, key)
+        assert c is None or not commands(c)
+        add = "<Add><ClientId>n1</ClientId><ApplicationData><n:Subject>x</n:Subject></ApplicationData></Add>"
+        key, c = await sync(dev, kind, key, f"<Commands>{add}</Commands>")
+        assert c is not None and [(w, n.findtext(A.Status)) for w, n in responses(c)] == [("Add", "6")]
+        assert [n.subject for n in (await stored(dev, kind)).values()] == ["Hidden"]
+    run(scenario)
+
+
+# -- GetItemEstimate, ItemOperations, MoveItems -----------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "version"), [("Contacts", "2.5"), ("Tasks", "14.1"), ("Notes", "16.1")])
+def test_estimate_and_fetch(tmp_path: Path, name: str, version: str) -> None:
+    kind = KINDS[name]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, version)
+        folder, cid = dev.backend[kind.folder], dev.folders[kind.folder]
+        ids = [(await dev.store.add_item(ALICE, folder, kind.make(f"N{n}")))[0] for n in range(4)]
+        if version == "2.5":
+            inner = f'<Class>{name}</Class><a:SyncKey>{key}</a:SyncKey><CollectionId>{cid}</CollectionId>' \
+                    f'<a:FilterType>0</a:FilterType>'
+        else:
+            inner = f'<a:SyncKey>{key}</a:SyncKey><CollectionId>{cid}</CollectionId>'
+        estimate = await dev.client.command("GetItemEstimate", (
+            f'<GetItemEstimate xmlns="GetItemEstimate:" xmlns:a="AirSync:"><Collections><Collection>{inner}'
+            f'</Collection></Collections></GetItemEstimate>'))
+        assert estimate.node is not None
+        assert estimate.node.findtext(G.Response, G.Collection, G.Estimate) == "4"
+        if version == "2.5":
+            return  # no ItemOperations in 2.5
+        r = await dev.client.command("ItemOperations", (
+            f'<ItemOperations xmlns="ItemOperations:" xmlns:a="AirSync:" xmlns:b="AirSyncBase:"><Fetch>'
+            f'<Store>Mailbox</Store><a:CollectionId>{cid}</a:CollectionId><a:ServerId>{cid}:{ids[2]}</a:ServerId>'
+            f'<Options><b:BodyPreference><b:Type>1</b:Type></b:BodyPreference></Options></Fetch>'
+            f'<Fetch><Store>Mailbox</Store><a:CollectionId>{cid}</a:CollectionId>'
+            f'<a:ServerId>{cid}:{ids[3]}</a:ServerId><Options><Schema><x:{tags.name(kind.tag).split(":")[1]} '
+            f'xmlns:x="{name}:"/></Schema></Options></Fetch></ItemOperations>'))
+        assert r.node is not None
+        fetches = r.node.find(IO.Response).findall(IO.Fetch)  # type: ignore[union-attr]
+        assert [f.findtext(IO.Status) for f in fetches] == ["1", "1"]
+        assert fetches[0].findtext(A.Class) == name
+        assert fetches[0].find(IO.Properties).findtext(kind.tag) == "N2"  # type: ignore[union-attr]
+        cut = fetches[1].find(IO.Properties)
+        assert cut is not None and [c.tag for c in cut.children] == [kind.tag] and cut.findtext(kind.tag) == "N3"
+    run(scenario)
+
+
+@pytest.mark.parametrize("version", ["12.1", "16.1"])
+def test_move_between_contact_folders(tmp_path: Path, version: str) -> None:
+    async def scenario() -> None:
+        from eas.backend import FolderType
+
+        dev = await device(tmp_path, version)
+        await dev.store.create_folder(ALICE, "", "Friends", FolderType.USER_CONTACTS)
+        dev = await device(tmp_path / "x", version, app=(dev.app, dev.store), device_id="SyncDevice2")
+        kind = KINDS["Contacts"]
+        key = await dev.initial("Contacts")
+        friends_key = await dev.initial("Friends")
+        item, _ = await dev.store.add_item(ALICE, dev.backend["Contacts"], kind.make("Mover"))
+        key, _ = await sync(dev, kind, key)
+        src, dst, inbox = dev.folders["Contacts"], dev.folders["Friends"], dev.folders["Inbox"]
+        r = await dev.client.command("MoveItems", (
+            f'<MoveItems xmlns="Move:"><Move><SrcMsgId>{src}:{item}</SrcMsgId><SrcFldId>{src}</SrcFldId>'
+            f'<DstFldId>{dst}</DstFldId></Move><Move><SrcMsgId>{src}:{item}</SrcMsgId><SrcFldId>{src}</SrcFldId>'
+            f'<DstFldId>{inbox}</DstFldId></Move></MoveItems>'))
+        assert r.node is not None
+        got = [(x.findtext(M.Status), x.findtext(M.DstMsgId)) for x in r.node.findall(M.Response)]
+        assert got[0][0] == "3" and str(got[0][1]).startswith(f"{dst}:")
+        assert got[1] == ("2", None)  # a mail folder is no destination for a contact
+        moved = await dev.store.fetch_items(ALICE, dev.backend["Friends"], [str(got[0][1]).split(":", 1)[1]])
+        assert [m.first_name for m in moved] == ["Mover"]
+        # The device moved it itself: neither folder's next Sync says anything about it.
+        _, c = await sync(dev, kind, key)
+        assert c is None or not commands(c)
+        friends = Kind("Contacts", "Friends", (), C.FirstName, "first_name", kind.make, kind.xml, "")
+        _, c = await sync(dev, friends, friends_key)
+        assert c is None or not commands(c)
+        # Moved already: the source item is gone.
+        r = await dev.client.command("MoveItems", (
+            f'<MoveItems xmlns="Move:"><Move><SrcMsgId>{src}:{item}</SrcMsgId><SrcFldId>{src}</SrcFldId>'
+            f'<DstFldId>{dst}</DstFldId></Move></MoveItems>'))
+        assert r.node is not None and r.node.findtext(M.Response, M.Status) == "1"
+    run(scenario)
