@@ -319,8 +319,9 @@ def reply_mime(event: Calendar, reply: Reply, now: datetime | None = None) -> by
         vevent.add("DTSTART", reply.proposed[0])
         vevent.add("DTEND", reply.proposed[1])
         if event.start is not None and event.end is not None:
-            vevent.add("X-MS-OLK-ORIGINALSTART", event.start)
-            vevent.add("X-MS-OLK-ORIGINALEND", event.end)
+            # Unknown to icalendar: typed here, or they would be written as Python's str().
+            vevent.add("X-MS-OLK-ORIGINALSTART", icalendar.vDDDTypes(event.start))
+            vevent.add("X-MS-OLK-ORIGINALEND", icalendar.vDDDTypes(event.end))
     elif event.start is not None:
         vevent.add("DTSTART", event.instance_id or event.start)
     if reply.text and not reply.html:
