@@ -334,3 +334,36 @@ def test_json_errors(served: Server, target: str, code: str) -> None:
     status, _, data = served.call("GET", target)
     assert status == 400
     assert json.loads(data)["ErrorCode"] == code
+
+
+# -- eas serve flags -------------------------------------------------------------------------
+
+
+def test_serve_flags_reach_autodiscover(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from test_cli_server import _env, eas, serving
+
+    data = tmp_path / "data"
+    assert eas("user", "add", ALICE, "--password", ALICE_PW, data_dir=data).returncode == 0
+    public = "https://mail.example.com/Microsoft-Server-ActiveSync"
+    with serving(data, "--no-tls", "--public-url", public, "--autodiscover-redirect", "Old.Example=example.com",
+                 "--autodiscover-get-redirect", "https://mail.example.com/autodiscover/autodiscover.xml") as running:
+        s = Server(running.port, None, None)  # type: ignore[arg-type]
+        _, root = s.post(request_xml())
+        assert root.findtext("m:Response/m:Action/m:Settings/m:Server/m:Url", namespaces=M) == public
+        _, root = s.post(request_xml("alice@old.example"))
+        assert root.findtext("m:Response/m:Action/m:Redirect", namespaces=M) == "alice@example.com"
+        status, headers, _ = s.call("GET", "/autodiscover/autodiscover.xml")
+        assert status == 302 and headers["location"] == "https://mail.example.com/autodiscover/autodiscover.xml"
+    for args, message in [(("--public-url", "mail.example.com"), b"--public-url needs an http(s) URL"),
+                          (("--autodiscover-redirect", "example.net"), b"--autodiscover-redirect needs"),
+                          (("--autodiscover-redirect", "a.example=ftp://x"), b"--autodiscover-redirect needs")]:
+        r = subprocess.run([sys.executable, "-m", "eas", "serve", "--no-tls", "--data-dir", str(data), *args],
+                           check=False, capture_output=True, env=_env("c"), timeout=30)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+    r = subprocess.run([sys.executable, "-m", "eas", "serve", "--no-tls", "--data-dir", str(data),
+                        "--trust-store", str(tmp_path / "none.pem")],
+                       check=False, capture_output=True, env=_env("c"), timeout=30)
+    assert r.returncode == 1 and b"none.pem" in r.stderr

@@ -28,7 +28,16 @@ def serve(args: argparse.Namespace) -> int:
                 pass
     config = Config(max_heartbeat=args.max_heartbeat, min_heartbeat=args.min_heartbeat,
                     instant_notifications=not args.no_instant_notifications,
-                    notification_latency=args.notification_latency, max_window_size=args.max_window_size)
+                    notification_latency=args.notification_latency, max_window_size=args.max_window_size,
+                    public_url=_url(args.public_url, "--public-url"),
+                    trust_forwarded_proto=args.trust_forwarded_proto,
+                    autodiscover_redirects=_redirects(args.autodiscover_redirect),
+                    autodiscover_get_redirect=_url(args.autodiscover_get_redirect, "--autodiscover-get-redirect"),
+                    trust_store=args.trust_store or "", crl_file=args.crl_file or "")
+    for path in (config.trust_store, config.crl_file):
+        if path:
+            with open(path, "rb"):  # unreadable: an I/O error now, not a Status 17 on every ValidateCert
+                pass
     if not 1 <= config.min_heartbeat <= config.max_heartbeat:
         raise UsageError("need 1 <= --min-heartbeat <= --max-heartbeat")
     if config.notification_latency < 0 or config.max_window_size < 1:
@@ -41,6 +50,30 @@ def serve(args: argparse.Namespace) -> int:
         demo=args.demo, log_level=args.log_level, config=config)
     server.run(options)
     return 0
+
+
+def _url(value: str | None, flag: str) -> str:
+    from eas.cli.admin import UsageError
+
+    if not value:
+        return ""
+    if not value.startswith(("https://", "http://")) or any(c.isspace() or ord(c) < 32 for c in value):
+        raise UsageError(f"{flag} needs an http(s) URL: {value!r}")
+    return value
+
+
+def _redirects(values: list[str] | None) -> dict[str, str]:
+    """``DOMAIN=TARGET`` pairs (TARGET an Autodiscover URL or another domain)."""
+    from eas.cli.admin import UsageError
+
+    out: dict[str, str] = {}
+    for value in values or ():
+        domain, sep, target = value.partition("=")
+        if not sep or not domain.strip() or not target.strip():
+            raise UsageError(f"--autodiscover-redirect needs DOMAIN=URL or DOMAIN=DOMAIN: {value!r}")
+        target = target.strip()
+        out[domain.strip().lower()] = _url(target, "--autodiscover-redirect") if "://" in target else target
+    return out
 
 
 def add_parser(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
@@ -65,4 +98,17 @@ def add_parser(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
                         metavar="S", help="that delay (default %(default)s s)")
     tuning.add_argument("--max-window-size", type=int, default=default("max_window_size"), metavar="N",
                         help="most items per collection in one Sync response (default %(default)s)")
+    discovery = p.add_argument_group("autodiscover and certificates")
+    discovery.add_argument("--public-url", metavar="URL",
+                           help="the ActiveSync URL Autodiscover gives out (default: from the request's Host, https)")
+    discovery.add_argument("--trust-forwarded-proto", action="store_true",
+                           help="take the scheme from X-Forwarded-Proto (only behind a proxy that sets it)")
+    discovery.add_argument("--autodiscover-redirect", action="append", metavar="DOMAIN=TARGET",
+                           help="a domain served elsewhere: TARGET is that server's Autodiscover URL, or "
+                                "another domain the same addresses move to (repeatable)")
+    discovery.add_argument("--autodiscover-get-redirect", metavar="URL",
+                           help="answer GET /autodiscover/autodiscover.xml with a 302 to this https URL")
+    discovery.add_argument("--trust-store", metavar="PEM",
+                           help="trusted roots for ValidateCert (default: the system bundle)")
+    discovery.add_argument("--crl-file", metavar="FILE", help="CRLs (PEM or DER) ValidateCert checks against")
     p.set_defaults(run=serve)
