@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from eas import hierarchy as hier
@@ -636,16 +637,22 @@ async def _client_commands(ctx: Context, creq: CollectionRequest, folder: hier.C
             responses.append(("Fetch", sid, OK if found else OBJECT_NOT_FOUND, found))
             continue
         name = _NAMES[cmd.tag]
-        instance_node = cmd.find(B.InstanceId)
+        instance_node = cmd.find(B.InstanceId)  # 16.x: one occurrence of a recurring event
         instance = instance_node.text if instance_node is not None else None
-        if instance_node is not None and (folder.item_class != "Calendar" or not ctx.has(B.InstanceId)):
-            responses.append((name, sid, PROTOCOL_ERROR, instance))
-            continue
+        when = None
+        if instance_node is not None:
+            try:
+                if folder.item_class != "Calendar" or not ctx.has(B.InstanceId):
+                    raise ProtocolError("InstanceId names an occurrence of an event")
+                when = parse_date(instance)
+            except ProtocolError:
+                responses.append((name, sid, PROTOCOL_ERROR, instance))
+                continue
         if item is None or item not in state.snapshot:
             responses.append((name, sid, OBJECT_NOT_FOUND, instance))
             continue
         if cmd.tag == A.Delete:
-            status = await _client_delete(ctx, creq, folder, state, item, instance)
+            status = await _client_delete(ctx, creq, folder, state, item, when)
             if status != OK:
                 responses.append(("Delete", sid, status, instance))
             applied = True
@@ -655,7 +662,7 @@ async def _client_commands(ctx: Context, creq: CollectionRequest, folder: hier.C
         if data is None:
             continue
         try:
-            change = _parse_change(ctx, folder, data, instance)
+            change = _parse_change(ctx, folder, data, when)
         except (ProtocolError, ValueError):
             responses.append(("Change", sid, CONVERSION_ERROR, instance))
             continue
@@ -688,28 +695,27 @@ async def _client_commands(ctx: Context, creq: CollectionRequest, folder: hier.C
 _NAMES = {A.Change: "Change", A.Delete: "Delete", A.Fetch: "Fetch"}
 
 
-def _parse_change(ctx: Context, folder: hier.CollectionFolder, data: Node, instance: str | bytes | None) -> Any:
+def _parse_change(ctx: Context, folder: hier.CollectionFolder, data: Node, when: datetime | None) -> Any:
     """What a Change's ApplicationData says: flags of a mail, or a whole item of another
     class (for a 16.x calendar Change with InstanceId, one occurrence)."""
     if folder.item_class in (None, "Email"):
         return parse_email_change(data, ctx.version)
     if not supported_class(folder.item_class, ctx.version):
         raise ProtocolError(f"no {folder.item_class} items in {ctx.version}")
-    item = codec(folder.item_class).parse(data, ctx.version)
-    if instance is not None:
-        item.instance_id = parse_date(instance)
+    if folder.item_class == "Calendar":  # a Change may leave StartTime out
+        item = codec("Calendar").parse(data, ctx.version, change=True)
+    else:
+        item = codec(folder.item_class).parse(data, ctx.version)
+    if when is not None:
+        item.instance_id = when
     return item
 
 
 async def _client_delete(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolder,
-                         state: CollectionState, item: str, instance: str | bytes | None) -> int:
+                         state: CollectionState, item: str, when: datetime | None) -> int:
     """A device's Delete: the item (to Deleted Items unless DeletesAsMoves is 0), or with
     a 16.x InstanceId one occurrence of a recurring event."""
-    if instance is not None:
-        try:
-            when = parse_date(instance)
-        except ProtocolError:
-            return PROTOCOL_ERROR
+    if when is not None:
         try:
             state.snapshot[item] = await ctx.backend.delete_occurrence(ctx.user, folder.backend_id, item, when)
         except ItemNotFound:
@@ -723,6 +729,14 @@ async def _client_delete(ctx: Context, creq: CollectionRequest, folder: hier.Col
         status = OBJECT_NOT_FOUND
     state.snapshot.pop(item, None)
     return status
+
+
+async def _same_event(ctx: Context, folder: hier.CollectionFolder, item: Any) -> str | None:
+    """The id of the event of this folder with the UID of an event a device adds, if any:
+    devices re-add their events after a reset, and an event is one per UID (RFC 5545)."""
+    uid = getattr(item, "uid", "") if folder.item_class == "Calendar" else ""
+    found = await ctx.backend.find_event(ctx.user, uid) if uid else None
+    return found[1] if found is not None and found[0] == folder.backend_id else None
 
 
 async def _client_add(ctx: Context, cmd: Node, folder: hier.CollectionFolder, state: CollectionState,
@@ -752,9 +766,18 @@ async def _client_add(ctx: Context, cmd: Node, folder: hier.CollectionFolder, st
         if mail:
             item, stamp = await ctx.backend.add_email(ctx.user, folder.backend_id, mime, read=True, is_draft=True)
         else:
-            item, stamp = await ctx.backend.add_item(ctx.user, folder.backend_id, new)
+            known_event = await _same_event(ctx, folder, new)
+            if known_event is not None:  # sent again after the device lost track of it: one event
+                item, stamp = known_event, await ctx.backend.change_item(ctx.user, folder.backend_id, known_event, new)
+            else:
+                item, stamp = await ctx.backend.add_item(ctx.user, folder.backend_id, new)
     except QuotaExceeded:
         return CANNOT_COMPLETE, None
+    except FolderNotFound:
+        raise  # the whole collection: status 12
+    except BackendError:  # the backend refuses this item (an event UID of another calendar, ...)
+        log.exception("Sync Add to collection %s failed", folder.collection_id)
+        return SERVER_ERROR, None
     sid = server_id(folder.collection_id, item)
     state.snapshot[item] = stamp
     ids = state.client_ids
