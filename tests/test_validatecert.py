@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from eas.config import Config
@@ -209,6 +209,21 @@ def test_validity_not_nested(tmp_path: Path, pki: dict[str, Issued]) -> None:
     leaf = issue("frank", pki["inter"], eku=EMAIL, end=2000 * DAY)  # outlives its CA
     app = app_for(tmp_path, pki["root"])
     assert validate(app, [leaf.b64], [pki["inter"].b64])[1] == ["8"]
+
+
+def test_a_root_outlived_by_its_ca_is_not_a_nesting_error(tmp_path: Path) -> None:
+    root = issue("Short Root", ca=True, start=-10 * DAY, end=500 * DAY)
+    inter = issue("Long CA", root, ca=True, start=-5 * DAY, end=1000 * DAY)
+    app = app_for(tmp_path, root)
+    assert validate(app, [issue("mona", inter, eku=EMAIL).b64], [inter.b64])[1] == ["1"]
+
+
+def test_rsa_chain(tmp_path: Path) -> None:
+    root_key, leaf_key = (rsa.generate_private_key(65537, 2048) for _ in range(2))
+    root = issue("RSA Root", ca=True, start=-10 * DAY, end=3650 * DAY, key=root_key)  # type: ignore[arg-type]
+    leaf = issue("nina", root, eku=EMAIL, key=leaf_key)  # type: ignore[arg-type]
+    app = app_for(tmp_path, root)
+    assert validate(app, [leaf.b64])[1] == ["1"]
 
 
 def test_not_for_email(tmp_path: Path, pki: dict[str, Issued]) -> None:

@@ -294,7 +294,9 @@ def _check_path(path: Sequence[x509.Certificate], now: datetime.datetime) -> int
     for cert in path:
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             return EXPIRED
-    for child, issuer in itertools.pairwise(path):
+    # Nesting below the trusted root only: a root outlived by the CAs it signed (cross-
+    # signed chains) is the trust store's business, and common.
+    for child, issuer in itertools.pairwise(path[:-1]):
         if child.not_valid_before_utc < issuer.not_valid_before_utc or \
                 child.not_valid_after_utc > issuer.not_valid_after_utc:
             return NOT_TIME_NESTED
