@@ -25,6 +25,7 @@ first attempt failed is tried again.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -33,7 +34,7 @@ from eas import mime as mimelib
 from eas.backend import BackendError, Email, FolderNotFound, ItemNotFound, QuotaExceeded
 from eas.commands import COMMANDS, text
 from eas.context import Context
-from eas.items import split_server_id
+from eas.items import meeting, split_server_id
 from eas.protocol.http import HTTPResponse
 from eas.protocol.status import Common
 from eas.protocol.versions import Version
@@ -98,7 +99,9 @@ async def handle(ctx: Context) -> HTTPResponse:
         return ctx.respond()
     try:
         message, save_in_sent = await _build(ctx, request)
-        await _send(ctx, message, save_in_sent)
+        screened = _screen_invitation(ctx, message)
+        if screened is not None:
+            await _send(ctx, screened, save_in_sent)
     except ComposeError as e:
         if key:
             await _remember(ctx, key, e.status)
@@ -299,6 +302,25 @@ async def _rebuild(ctx: Context, email: Email) -> EmailMessage:
             else:
                 msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=attachment.display_name)
     return msg
+
+
+_CALENDAR = re.compile(rb"text/calendar", re.IGNORECASE)
+
+
+def _screen_invitation(ctx: Context, message: bytes) -> bytes | None:
+    """An invitation or cancellation without the recipients it must not reach (iOS
+    re-sending meetings: ``eas.items.meeting.screen_invitation``); None when nobody is
+    left, and the device is still told it was sent."""
+    if not _CALENDAR.search(message):
+        return message
+    try:
+        msg = mimelib.parse(message)
+        keep = meeting.screen_invitation(msg, ctx.user)
+        if keep is None or {a.lower() for a in keep} == {a.lower() for a in mimelib.recipients(msg)}:
+            return message
+        return mimelib.to_bytes(meeting.keep_recipients(msg, keep)) if keep else None
+    except mimelib.MimeError:
+        return message  # what cannot be rewritten goes out as the device sent it
 
 
 async def _send(ctx: Context, message: bytes, save_in_sent: bool) -> None:

@@ -393,3 +393,18 @@ def screen_invitation(msg: Message, user: str, user_addresses: set[str] | None =
         keep.append(address)
     return keep
 
+
+
+def keep_recipients(msg: EmailMessage, keep: list[str]) -> EmailMessage:
+    """``msg`` with only the ``keep`` addresses left in To, Cc and Bcc (headers left
+    empty are removed)."""
+    wanted = {a.lower() for a in keep}
+    for name in ("To", "Cc", "Bcc"):
+        values = [str(v) for v in msg.get_all(name, [])]
+        if not values:
+            continue
+        pairs = [(n, a) for n, a in getaddresses(values) if a.lower() in wanted]
+        del msg[name]
+        if pairs:
+            msg[name] = ", ".join(formataddr(p) for p in pairs)
+    return msg
