@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import fields, is_dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -240,6 +240,23 @@ _ROLE = {1: "REQ-PARTICIPANT", 2: "OPT-PARTICIPANT", 3: "NON-PARTICIPANT"}
 _CANCELLED = (5, 7, 13, 15)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _scrub(value: Any) -> Any:
+    """A copy of an item whose text iCalendar can carry: no control characters but tab
+    and line breaks, no lone surrogates (a device's undecodable bytes)."""
+    if isinstance(value, str):
+        return _CONTROL.sub("", value.encode("utf-8", "replace").decode("utf-8"))
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: _scrub(getattr(value, f.name)) for f in fields(value)
+                                 if isinstance(getattr(value, f.name), (str, list)) or
+                                 is_dataclass(getattr(value, f.name))})
+    return value
+
+
 def _bool(value: bool) -> str:
     return "TRUE" if value else "FALSE"
 
@@ -397,6 +414,7 @@ def _override(cal: Calendar, exc: EventException) -> Calendar:
 
 def calendar_components(cal: Calendar) -> list[icalendar.Event]:
     """The VEVENTs of an event: the master, then one per changed occurrence."""
+    cal = _scrub(cal)
     zone = cal.timezone if cal.timezone and _zone(cal.timezone) is not UTC else "UTC"
     out = [_event_component(cal, zone)]
     if cal.recurrence is not None:
@@ -644,6 +662,7 @@ def _group_events(events: list[Component], zone: str, owner: str) -> list[Calend
 # -- tasks ---------------------------------------------------------------------------------
 
 def task_component(task: Task) -> icalendar.Todo:
+    task = _scrub(task)
     todo = icalendar.Todo()
     todo.add("UID", task.uid or str(uuid.uuid4()))
     todo.add("DTSTAMP", datetime.now(UTC))
@@ -757,6 +776,7 @@ def task_from_ical(source: str | bytes | Component, *, zone: str = "UTC") -> Tas
 # -- notes ---------------------------------------------------------------------------------
 
 def note_component(note: Note) -> icalendar.Journal:
+    note = _scrub(note)
     journal = icalendar.Journal()
     journal.add("UID", note.uid or str(uuid.uuid4()))
     journal.add("DTSTAMP", datetime.now(UTC))
@@ -1054,7 +1074,7 @@ def with_occurrence(text: str, instance: datetime, cal: Calendar) -> str:
     vcal, _, master = _series(text)
     instance = _check_instance(text, vcal, master, instance)
     _without_override(vcal, master, instance)
-    over = replace(cal, uid=master.uid, recurrence=None, exceptions=[], instance_id=None,
+    over = replace(_scrub(cal), uid=master.uid, recurrence=None, exceptions=[], instance_id=None,
                    timezone=master.timezone, all_day=master.all_day if cal.start is None else cal.all_day)
     if over.start is None:
         over.start = instance
