@@ -15,10 +15,14 @@ import pytest
 from test_sync import ALICE, Device, cheap_scrypt, coll, collection, commands, device, responses, run
 
 from eas import tags
+from eas.items.calendar import Calendar, Recurrence
 from eas.items.contacts import Contact
 from eas.items.notes import Note
 from eas.items.tasks import Task
+from eas.items.timezone import to_wire
 from eas.tags import AirSync as A
+from eas.tags import AirSyncBase as B
+from eas.tags import Calendar as CAL
 from eas.tags import Contacts as C
 from eas.tags import GetItemEstimate as G
 from eas.tags import ItemOperations as IO
@@ -50,7 +54,27 @@ def _body(version: str, text: str) -> str:
     return f"<b:Body><b:Type>1</b:Type><b:Data>{text}</b:Data></b:Body>" if version != "2.5" else ""
 
 
+SOON = (datetime.now(UTC) + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+
+
+def compact(value: datetime) -> str:
+    return value.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _event_xml(version: str, subject: str, start: datetime = SOON, uid: str = "") -> str:
+    """A device's event; before 16.0 it names its UID (from 16.0 the server makes it)."""
+    uid_xml = f"<cal:UID>{uid or 'dev-' + subject.replace(' ', '-')}</cal:UID>" if version < "16" else ""
+    return (f"<cal:Timezone>{to_wire('UTC')}</cal:Timezone><cal:StartTime>{compact(start)}</cal:StartTime>"
+            f"<cal:EndTime>{compact(start + timedelta(hours=1))}</cal:EndTime><cal:Subject>{subject}</cal:Subject>"
+            f"{uid_xml}{_body(version, 'agenda')}")
+
+
 KINDS = {
+    "Calendar": Kind("Calendar", "Calendar", ("2.5", "12.1", "14.0", "14.1", "16.0", "16.1"), CAL.Subject, "subject",
+                     lambda s: Calendar(subject=s, start=SOON, end=SOON + timedelta(hours=1)),
+                     _event_xml,
+                     f"<cal:StartTime>{compact(SOON)}</cal:StartTime>"  # ends before it starts
+                     f"<cal:EndTime>{compact(SOON - timedelta(hours=1))}</cal:EndTime><cal:Subject>Bad</cal:Subject>"),
     "Contacts": Kind("Contacts", "Contacts", ("2.5", "12.1", "14.0", "14.1", "16.1"), C.FirstName, "first_name",
                      lambda s: Contact(first_name=s, last_name="Server", email1_address="srv@example.com"),
                      lambda v, s: f"<c:FirstName>{s}</c:FirstName><c:LastName>Device</c:LastName>",
@@ -190,7 +214,7 @@ def test_garbage_add_is_refused_alone(tmp_path: Path, name: str, version: str) -
 
 
 @pytest.mark.parametrize("version", ["2.5", "14.1", "16.1"])
-@pytest.mark.parametrize("name", ["Contacts", "Tasks"])
+@pytest.mark.parametrize("name", ["Calendar", "Contacts", "Tasks"])
 def test_conflicts(tmp_path: Path, name: str, version: str) -> None:
     """Conflict 1 (the default): the server's object wins, status 7 and the server's
     version goes out in the same response; Conflict 0: the device's change is applied."""
@@ -366,4 +390,107 @@ def test_move_between_contact_folders(tmp_path: Path, version: str) -> None:
             f'<MoveItems xmlns="Move:"><Move><SrcMsgId>{src}:{item}</SrcMsgId><SrcFldId>{src}</SrcFldId>'
             f'<DstFldId>{dst}</DstFldId></Move></MoveItems>'))
         assert r.node is not None and r.node.findtext(M.Response, M.Status) == "1"
+    run(scenario)
+
+
+# -- Calendar: windows, occurrences, UIDs -----------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["12.1", "14.1", "16.1"])
+def test_calendar_window(tmp_path: Path, version: str) -> None:
+    """FilterType 4 (two weeks back): an event that ended before is not sent; one that
+    moves out of the window leaves the device with a SoftDelete; one moved into it comes."""
+    kind = KINDS["Calendar"]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, version, "<Options><FilterType>4</FilterType></Options>")
+        folder, cid = dev.backend["Calendar"], dev.folders["Calendar"]
+        old = SOON - timedelta(days=40)
+        recent, _ = await dev.store.add_item(ALICE, folder, kind.make("Recent"))
+        past, _ = await dev.store.add_item(ALICE, folder, Calendar(subject="Past", start=old,
+                                                                     end=old + timedelta(hours=1)))
+        key, c = await sync(dev, kind, key)
+        assert c is not None and [name_of(n, kind) for _, _, n in commands(c)] == ["Recent"]
+        await dev.store.change_item(ALICE, folder, recent, Calendar(subject="Recent", start=old,
+                                                                      end=old + timedelta(hours=1)))
+        await dev.store.change_item(ALICE, folder, past, kind.make("Past"))
+        key, c = await sync(dev, kind, key)
+        assert c is not None
+        assert [(cmd, s) for cmd, s, _ in commands(c)] == [("SoftDelete", f"{cid}:{recent}"), ("Add", f"{cid}:{past}")]
+        for bad in (1, 3, 8):  # mail-only windows, and the tasks filter
+            reply = await dev.sync(coll(cid, key, f"<Options><FilterType>{bad}</FilterType></Options>"))
+            assert collection(reply, cid).findtext(A.Status) == "4"
+        key, c = await sync(dev, kind, key)  # the bad requests changed nothing
+        assert c is None
+    run(scenario)
+
+
+def test_calendar_occurrences_16(tmp_path: Path) -> None:
+    """16.x: Delete and Change with InstanceId touch one occurrence of a recurring event."""
+    kind = KINDS["Calendar"]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, "16.1")
+        folder, cid = dev.backend["Calendar"], dev.folders["Calendar"]
+        daily = Calendar(subject="Standup", start=SOON, end=SOON + timedelta(minutes=15),
+                         recurrence=Recurrence(type=0, occurrences=5))
+        item, _ = await dev.store.add_item(ALICE, folder, daily)
+        key, c = await sync(dev, kind, key)
+        sid = f"{cid}:{item}"
+        second, third = SOON + timedelta(days=1), SOON + timedelta(days=2)
+        cmds = (f"<Delete><ServerId>{sid}</ServerId><b:InstanceId>{compact(second)}</b:InstanceId></Delete>"
+                f"<Change><ServerId>{sid}</ServerId><b:InstanceId>{compact(third)}</b:InstanceId><ApplicationData>"
+                f"<cal:Subject>Moved standup</cal:Subject></ApplicationData></Change>")
+        key, c = await sync(dev, kind, key, f"<Commands>{cmds}</Commands>")
+        assert c is None or not responses(c)
+        (event,) = (await stored(dev, kind)).values()
+        assert event.subject == "Standup" and event.recurrence is not None
+        by_start = {e.original_start: e for e in event.exceptions}
+        assert by_start[second].deleted
+        assert by_start[third].subject == "Moved standup" and not by_start[third].deleted
+        # An occurrence that does not exist, and a malformed InstanceId.
+        cmds = (f"<Delete><ServerId>{sid}</ServerId><b:InstanceId>{compact(SOON + timedelta(hours=5))}"
+                f"</b:InstanceId></Delete>"
+                f"<Delete><ServerId>{sid}</ServerId><b:InstanceId>yesterday</b:InstanceId></Delete>")
+        key, c = await sync(dev, kind, key, f"<Commands>{cmds}</Commands>")
+        assert c is not None
+        assert [(w, n.findtext(A.Status), n.findtext(B.InstanceId)) for w, n in responses(c)] == [
+            ("Delete", "8", compact(SOON + timedelta(hours=5))), ("Delete", "4", "yesterday")]
+        assert len(await stored(dev, kind)) == 1  # the series is still there
+    run(scenario)
+
+
+def test_instance_id_outside_calendars(tmp_path: Path) -> None:
+    kind = KINDS["Contacts"]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, "16.1")
+        item, _ = await dev.store.add_item(ALICE, dev.backend["Contacts"], kind.make("Kept"))
+        key, _ = await sync(dev, kind, key)
+        sid = f"{dev.folders['Contacts']}:{item}"
+        cmd = f"<Delete><ServerId>{sid}</ServerId><b:InstanceId>{compact(SOON)}</b:InstanceId></Delete>"
+        key, c = await sync(dev, kind, key, f"<Commands>{cmd}</Commands>")
+        assert c is not None and [(w, n.findtext(A.Status)) for w, n in responses(c)] == [("Delete", "4")]
+        assert len(await stored(dev, kind)) == 1
+    run(scenario)
+
+
+@pytest.mark.parametrize("version", ["14.1"])
+def test_event_added_again_is_one_event(tmp_path: Path, version: str) -> None:
+    """A device that lost its state adds its events again (new ClientIds, same UIDs): the
+    server answers with the event it has instead of making a second one."""
+    kind = KINDS["Calendar"]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, version)
+        xml = _event_xml(version, "Dentist", uid="uid-dentist")
+        first = f"<Add><ClientId>a1</ClientId><ApplicationData>{xml}</ApplicationData></Add>"
+        key, c = await sync(dev, kind, key, f"<Commands>{first}</Commands>")
+        sid = responses(c)[0][1].findtext(A.ServerId)  # type: ignore[arg-type]
+        again = f"<Add><ClientId>b7</ClientId><ApplicationData>{xml.replace('Dentist', 'Dentist 2')}" \
+                f"</ApplicationData></Add>"
+        key, c = await sync(dev, kind, key, f"<Commands>{again}</Commands>")
+        assert c is not None
+        assert [(n.findtext(A.Status), n.findtext(A.ServerId)) for _, n in responses(c)] == [("1", sid)]
+        assert [e.subject for e in (await stored(dev, kind)).values()] == ["Dentist 2"]
     run(scenario)
