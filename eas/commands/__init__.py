@@ -22,6 +22,7 @@ from eas.tags import (
     Move,
     Ping,
     Provision,
+    ResolveRecipients,
     Search,
     Settings,
 )
@@ -79,6 +80,8 @@ COMMANDS: dict[str, CommandInfo] = {
     "MeetingResponse": CommandInfo("meetingresponse", MR.MeetingResponse, MR.Status),
     "ValidateCert": CommandInfo("validatecert", VC.ValidateCert, VC.Status),
     "Search": CommandInfo("search", Search.Search, Search.Status),
+    "ResolveRecipients": CommandInfo("resolverecipients", ResolveRecipients.ResolveRecipients,
+                                     ResolveRecipients.Status),
 }
 
 
