@@ -154,3 +154,16 @@ def test_broken_invitation_is_still_a_mail(tmp_path: Path, junk: str) -> None:
         assert data.find(E.MeetingRequest) is None
 
     run(scenario)
+
+
+def test_busy_status_is_the_intended_one(tmp_path: Path) -> None:
+    """Outlook marks an invitation TENTATIVE until answered; the MeetingRequest shows the
+    status the meeting will have (X-MICROSOFT-CDO-INTENDEDSTATUS), here out of office."""
+    async def scenario() -> None:
+        dev = await device(tmp_path, "14.1")
+        extra = "X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE\r\nX-MICROSOFT-CDO-INTENDEDSTATUS:OOF\r\n"
+        dev.store.deliver(dev.client.user, mail(ical("REQUEST", vevent(extra=extra))))
+        mr = (await inbox_add(dev)).find(E.MeetingRequest)
+        assert mr is not None and mr.findtext(E.BusyStatus) == "3"
+
+    run(scenario)

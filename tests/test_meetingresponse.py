@@ -278,3 +278,29 @@ def test_sync_shows_the_response_in_the_calendar(tmp_path: Path) -> None:
 
     run(scenario)
 
+
+
+def test_own_and_cancelled_events(tmp_path: Path) -> None:
+    """The organizer cannot answer her own meeting; a cancelled meeting can only be
+    declined, which takes it off the calendar."""
+    async def scenario() -> None:
+        from datetime import UTC, datetime
+
+        from eas.items.calendar import Attendee
+
+        dev, _ = await setup(tmp_path, "16.1")
+        folder = dev.store.folder_id(ATTENDEE, "Calendar")
+        start = datetime(2026, 12, 20, 9, tzinfo=UTC)
+        own = Calendar(uid="own-1", subject="Mine", start=start, end=start.replace(hour=10),
+                       organizer_email=ATTENDEE, attendees=[Attendee(email=ORGANIZER)], meeting_status=1)
+        gone = Calendar(uid="gone-1", subject="Gone", start=start, end=start.replace(hour=10),
+                        organizer_email=ORGANIZER, attendees=[Attendee(email=ATTENDEE)], meeting_status=7)
+        own_id, _ = await dev.store.add_item(ATTENDEE, folder, own)
+        gone_id, _ = await dev.store.add_item(ATTENDEE, folder, gone)
+        cal = dev.folders["Calendar"]
+        got = results(await respond(dev, request(1, cal, f"{cal}:{own_id}") + request(1, cal, f"{cal}:{gone_id}")
+                                    + request(3, cal, f"{cal}:{gone_id}")))
+        assert [status for _, status, _ in got] == ["2", "2", "1"]
+        assert [e.uid for e in await events(dev)] == ["own-1"]
+
+    run(scenario)

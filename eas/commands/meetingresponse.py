@@ -134,7 +134,8 @@ async def _apply(ctx: Context, node: Node) -> str:
         found = await ctx.backend.find_event(ctx.user, invitation.uid) if invitation.uid else None
     else:
         events = [e for e in await ctx.backend.fetch_items(ctx.user, folder, [item_id]) if isinstance(e, Calendar)]
-        if not events or events[0].meeting_status not in (3, 7):
+        # A cancelled meeting (7) can only be declined: that takes it off the calendar.
+        if not events or events[0].meeting_status not in ((3, 7) if response == imip.DECLINE else (3,)):
             raise _Invalid("not a meeting the user was invited to")
         invitation, found = events[0], (folder, item_id)
     if instance is None:

@@ -124,6 +124,8 @@ def message_class(ical: str) -> str | None:
 # -- reading an invitation ------------------------------------------------------------------
 
 _RSVP = re.compile(r";RSVP=\"?TRUE", re.IGNORECASE)
+_INTENDED = re.compile(r"^X-MICROSOFT-CDO-INTENDEDSTATUS[^:\r\n]*:([A-Z]+)", re.IGNORECASE | re.MULTILINE)
+_BUSY = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3, "WORKINGELSEWHERE": 4}
 
 
 def read_invitation(ical: str, owner: str = "") -> Calendar | None:
@@ -147,6 +149,9 @@ def read_invitation(ical: str, owner: str = "") -> Calendar | None:
         return None
     if event.response_requested is None:
         event.response_requested = bool(_RSVP.search(ical))
+    intended = _INTENDED.search(ical)  # Outlook: BUSYSTATUS is TENTATIVE until answered
+    if intended and intended.group(1).upper() in _BUSY:
+        event.busy_status = _BUSY[intended.group(1).upper()]
     if method(ical) == "CANCEL" and event.meeting_status in (1, 3):
         event.meeting_status += 4  # cancelled (MS-ASCAL 2.2.2.29)
     return event
@@ -366,14 +371,15 @@ def screen_invitation(msg: Message, user: str, user_addresses: set[str] | None =
     part = calendar_part(msg)
     if part is None:
         return None
+    raw = part.get_payload(decode=True)
     try:
-        ical = part.get_content()
-    except Exception:  # noqa: BLE001 - undecodable part: not ours to judge
-        return None
-    kind = method(str(ical))
+        ical = raw.decode(part.get_content_charset() or "utf-8", "replace") if isinstance(raw, bytes) else ""
+    except LookupError:  # an unknown charset
+        ical = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
+    kind = method(ical)
     if kind not in ("REQUEST", "CANCEL"):
         return None
-    event = read_invitation(str(ical))
+    event = read_invitation(ical)
     if event is None:
         return None
     mine = {a.lower() for a in (user_addresses or set())} | {user.lower()}
