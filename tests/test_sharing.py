@@ -7,6 +7,7 @@ a subprocess."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -24,7 +25,9 @@ from eas.core import ActiveSync
 from eas.store import ReferenceStore, passwords
 from eas.store.sharing import ShareError
 from eas.tags import AirSync as A
+from eas.tags import AirSyncBase as B
 from eas.tags import FolderHierarchy as FH
+from eas.tags import ItemOperations as IO
 from eas.tags import Move
 from eas.tags import Ping as P
 from eas.testing.client import Client, Reply
@@ -32,7 +35,7 @@ from eas.testing.harness import USERS, client, make_app
 from eas.wbxml import Node
 
 ALICE, BOB = USERS[0][0], USERS[1][0]
-NS = 'xmlns="AirSync:" xmlns:e="Email:"'
+NS = 'xmlns="AirSync:" xmlns:e="Email:" xmlns:b="AirSyncBase:"'
 
 
 @pytest.fixture(autouse=True)
@@ -324,3 +327,62 @@ def test_cli_grant_mount_list_refuse(tmp_path: Path) -> None:
         assert [f.name for f in asyncio.run(store.folders(ALICE)) if f.owner == BOB] == ["Calendar (bob)"]
     assert eas(data, "share", "revoke", BOB, "Calendar", ALICE).returncode == 0
     assert eas(data, "share", "revoke", BOB, "Calendar", ALICE).returncode == 2
+
+
+def test_owner_deleting_a_shared_folder_wakes_the_grantees_ping_with_7(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        app, store = make_app(tmp_path)
+        team = await store.create_folder(BOB, "", "Team", FolderType.USER_CALENDAR)
+        store.mount(ALICE, store.grant(BOB, "Team", ALICE, "rw").id)
+        c = client(app, version="16.1")
+        await c.provision()
+        sid = {a[3]: a[1] for a in changes(await folder_sync(c, "0"))}["Team (bob)"]
+
+        async def later() -> None:
+            await asyncio.sleep(0.3)
+            await store.delete_folder(BOB, team.id)  # the share goes with it (a cascade)
+
+        task = asyncio.create_task(later())
+        started = time.monotonic()
+        r = await asyncio.wait_for(c.command("Ping", f'<Ping xmlns="Ping:"><HeartbeatInterval>300</HeartbeatInterval>'
+                                                     f"<Folders><Folder><Id>{sid}</Id><Class>Calendar</Class></Folder>"
+                                                     "</Folders></Ping>"), 20)
+        await task
+        assert time.monotonic() - started < 10  # woken, not the 300 s heartbeat
+        assert r.text(P.Status) == "7"
+        assert changes(await folder_sync(c, "1")) == [("Delete", sid)]
+        assert store.shares(ALICE) == []
+
+    run(scenario())
+
+
+def test_attachment_of_a_shared_mail(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        _app, store, c, _ = await setup(tmp_path, "14.1")
+        mime = (f"From: Bob <{BOB}>\r\nTo: {BOB}\r\nSubject: Agenda\r\nDate: Mon, 30 Nov 2026 04:00:00 +0000\r\n"
+                "Message-ID: <agenda@example.com>\r\nMIME-Version: 1.0\r\n"
+                'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee\r\n'
+                '--b\r\nContent-Type: application/pdf; name="a.pdf"\r\nContent-Disposition: attachment; '
+                'filename="a.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+                + base64.b64encode(b"%PDF-1.4 agenda").decode() + "\r\n--b--\r\n").encode()
+        item = store.deliver(BOB, mime)
+        sid = {a[3]: a[1] for a in changes(await folder_sync(c, "0"))}["Inbox (bob)"]
+        key = str((await sync(c, sid, "0")).findtext(A.SyncKey))
+        got = await sync(c, sid, key, "<Options><b:BodyPreference><b:Type>1</b:Type></b:BodyPreference></Options>")
+        add = next(n for n in got.find(A.Commands) or [] if n.findtext(A.ServerId) == f"{sid}:{item}")
+        ref = add.findtext(A.ApplicationData, B.Attachments, B.Attachment, B.FileReference)
+        assert isinstance(ref, str) and ref
+        r = await c.command("ItemOperations", '<ItemOperations xmlns="ItemOperations:" xmlns:b="AirSyncBase:">'
+                                              f"<Fetch><Store>Mailbox</Store><b:FileReference>{ref}</b:FileReference>"
+                                              "</Fetch></ItemOperations>")
+        assert r.text(IO.Response, IO.Fetch, IO.Status) == "1", r.xml
+        data = r.text(IO.Response, IO.Fetch, IO.Properties, IO.Data)
+        assert base64.b64decode(str(data)) == b"%PDF-1.4 agenda"
+        # Once unmounted, the same reference is not found for her.
+        store.unmount(ALICE, store.shares(ALICE)[0].id)
+        r = await c.command("ItemOperations", '<ItemOperations xmlns="ItemOperations:" xmlns:b="AirSyncBase:">'
+                                              f"<Fetch><Store>Mailbox</Store><b:FileReference>{ref}</b:FileReference>"
+                                              "</Fetch></ItemOperations>")
+        assert r.text(IO.Response, IO.Fetch, IO.Status) == "15", r.xml  # attachment not found
+
+    run(scenario())

@@ -119,6 +119,7 @@ class ReferenceStore(SharingStore, DirectoryStore, PimStore):
             self._conn.execute("PRAGMA foreign_keys = ON")
             _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
             _retry_locked(lambda: migrate(self._conn))
+            self._watch_shares(self._conn)
         except (sqlite3.Error, RuntimeError) as exc:
             self._conn.close()
             raise BackendError(f"cannot open mail store {self.path}: {exc}") from None

@@ -28,10 +28,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eas.backend import Folder, FolderNotFound, FolderType, SpecialFolder
+from eas.backend import BackendError, Folder, FolderNotFound, FolderType, ItemNotFound, SpecialFolder
 
 if TYPE_CHECKING:
     import contextlib
+    import threading
 
 RIGHTS = ("r", "rw")
 """The rights a share may carry: read, or read and write."""
@@ -67,6 +68,8 @@ class SharingStore:
     ``_folder_by_path`` and ``_user_id``)."""
 
     if TYPE_CHECKING:
+        _conn: sqlite3.Connection
+        _lock: threading.Lock
         _tx: Callable[..., contextlib.AbstractContextManager[sqlite3.Connection]]
         _read: Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]
         _folder_by_path: Callable[[sqlite3.Connection, int, str], int]
@@ -81,9 +84,10 @@ class SharingStore:
             if method is None or getattr(method, "_shares_routed", False):
                 continue
             setattr(cls, name, _routed(method, refuse=name in _REFUSED))
-        move = getattr(cls, "move_item", None)
-        if move is not None and not getattr(move, "_shares_routed", False):
-            cls.move_item = _routed_move(move)  # type: ignore[attr-defined]
+        for name, wrap in (("move_item", _routed_move), ("attachment", _routed_attachment)):
+            method = getattr(cls, name, None)
+            if method is not None and not getattr(method, "_shares_routed", False):
+                setattr(cls, name, wrap(method))
 
     # -- administration (synchronous) ----------------------------------------------------
 
@@ -185,10 +189,28 @@ class SharingStore:
                               owner=str(email)))
         return out
 
-    @staticmethod
-    def _tell_grantees(conn: sqlite3.Connection, changed: dict[str, set[str]]) -> None:
+    def _watch_shares(self, conn: sqlite3.Connection) -> None:
+        """Note the grantee of every mounted share that goes away, however it goes
+        (revoked, unmounted, its folder or an account deleted: foreign-key cascades
+        fire triggers too), for ``_tell_grantees``. Call once per connection."""
+        self._lost_shares: list[int] = []
+        conn.create_function("eas_share_lost", 1, self._lost_shares.append, deterministic=False)
+        conn.execute("CREATE TEMP TRIGGER IF NOT EXISTS eas_share_lost AFTER DELETE ON shares WHEN old.mounted "
+                     "BEGIN SELECT eas_share_lost(old.grantee_id); END")
+        conn.execute("CREATE TEMP TRIGGER IF NOT EXISTS eas_share_unmounted AFTER UPDATE OF mounted ON shares "
+                     "WHEN old.mounted AND NOT new.mounted BEGIN SELECT eas_share_lost(old.grantee_id); END")
+
+    def _tell_grantees(self, conn: sqlite3.Connection, changed: dict[str, set[str]]) -> None:
         """Add to ``changed`` the grantees who mounted a changed folder (a write of its
-        owner, or of another grantee), so that their Pings wake as the owner's do."""
+        owner, or of another grantee), so that their Pings wake as the owner's do, and
+        the grantees who lost a mounted share in this transaction (their hierarchy
+        changed: every Ping of theirs wakes, and answers 7)."""
+        lost = getattr(self, "_lost_shares", None)
+        if lost:
+            marks = ",".join("?" * len(lost))
+            for (email,) in conn.execute(f"SELECT email FROM users WHERE id IN ({marks})", tuple(lost)):
+                changed[str(email)] = set()
+            lost.clear()
         ids = {int(f) for folders in changed.values() for f in folders if f.isdigit()}
         if not ids:
             return
@@ -203,11 +225,15 @@ class SharingStore:
         if not isinstance(folder_id, str) or not folder_id.isascii() or not folder_id.isdigit() \
                 or len(folder_id) > 18:
             return None
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT o.email FROM shares s JOIN users g ON g.id = s.grantee_id "
-                "JOIN users o ON o.id = s.owner_id WHERE s.folder_id = ? AND s.mounted = 1 AND g.email = ?",
-                (int(folder_id), user.lower())).fetchone()
+        # One statement, no explicit transaction: this runs before every item call.
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    "SELECT o.email FROM shares s JOIN users g ON g.id = s.grantee_id "
+                    "JOIN users o ON o.id = s.owner_id WHERE s.folder_id = ? AND s.mounted = 1 AND g.email = ?",
+                    (int(folder_id), user.lower())).fetchone()
+            except sqlite3.Error as exc:
+                raise BackendError(f"mail store: {exc}") from None
         return None if row is None else str(row[0])
 
 
@@ -232,6 +258,27 @@ def _routed_move(method: Callable[..., Any]) -> Callable[..., Any]:
         if src_owner != dst_owner:
             raise FolderNotFound("items do not move between accounts")
         return await method(self, src_owner or user, item_id, src, dst)
+
+    run._shares_routed = True  # type: ignore[attr-defined]
+    return run
+
+
+def _routed_attachment(method: Callable[..., Any]) -> Callable[..., Any]:
+    """An attachment of a mail in a mounted share is fetched as the share's owner."""
+    @functools.wraps(method)
+    async def run(self: SharingStore, user: str, file_reference: str) -> Any:
+        try:
+            return await method(self, user, file_reference)
+        except ItemNotFound:
+            item = file_reference.partition(":")[0]
+            if not item.isascii() or not item.isdigit() or len(item) > 18:
+                raise
+            with self._lock:
+                row = self._conn.execute("SELECT folder_id FROM messages WHERE id = ?", (int(item),)).fetchone()
+            owner = None if row is None else self._owner_of(user, str(row[0]))
+            if owner is None:
+                raise
+            return await method(self, owner, file_reference)
 
     run._shares_routed = True  # type: ignore[attr-defined]
     return run
