@@ -386,3 +386,26 @@ def test_attachment_of_a_shared_mail(tmp_path: Path) -> None:
         assert r.text(IO.Response, IO.Fetch, IO.Status) == "15", r.xml  # attachment not found
 
     run(scenario())
+
+
+@pytest.mark.parametrize("version", ["14.1", "16.1"])
+def test_contact_added_by_the_grantee_is_the_owners(tmp_path: Path, version: str) -> None:
+    async def scenario() -> None:
+        _app, store, c, fid = await setup(tmp_path, version, "Contacts")
+        sid = {a[3]: a[1] for a in changes(await folder_sync(c, "0"))}["Contacts (bob)"]
+        key = (await c.command("Sync", f'<Sync xmlns="AirSync:"><Collections><Collection><SyncKey>0</SyncKey>'
+                                       f"<CollectionId>{sid}</CollectionId></Collection></Collections></Sync>"))
+        key_text = key.text(A.Collections, A.Collection, A.SyncKey)
+        r = await c.command("Sync", f'<Sync xmlns="AirSync:" xmlns:c="Contacts:"><Collections><Collection>'
+                                    f"<SyncKey>{key_text}</SyncKey><CollectionId>{sid}</CollectionId><Commands><Add>"
+                                    "<ClientId>c1</ClientId><ApplicationData><c:FileAs>Carol</c:FileAs>"
+                                    "<c:FirstName>Carol</c:FirstName></ApplicationData></Add></Commands>"
+                                    "</Collection></Collections></Sync>")
+        assert r.text(A.Collections, A.Collection, A.Responses, A.Add, A.Status) == "1", r.xml
+        new = str(r.text(A.Collections, A.Collection, A.Responses, A.Add, A.ServerId))
+        assert new.startswith(f"{sid}:")
+        [contact] = await store.fetch_items(BOB, fid, [new.split(":", 1)[1]])  # Bob reads it as his own
+        assert getattr(contact, "file_as", None) == "Carol"
+        assert await store.item_stamps(ALICE, store.folder_id(ALICE, "Contacts")) == {}
+
+    run(scenario())
