@@ -30,6 +30,7 @@ from eas.items.pim import (
     text,
     write_strings,
 )
+from eas.protocol.errors import ProtocolError
 from eas.protocol.versions import SUPPORTED_VERSIONS, Version
 from eas.tags import AirSyncBase
 from eas.tags import Calendar as C
@@ -337,8 +338,7 @@ def _write_exception(w: Writer, ex: EventException, version: Version, options: d
 
 
 def _uid(node: Node) -> str:
-    value = text(node, MAX_UID)
-    return value
+    return text(node, MAX_UID)
 
 
 def _location(node: Node) -> str:
@@ -444,7 +444,10 @@ def parse(node: Node, version: Version, *, change: bool = False) -> Calendar:
         elif tag == AirSyncBase.InstanceId:
             item.instance_id = date(child)
     if zone_text is not None:
-        item.timezone = timezone.from_wire(zone_text)
+        try:
+            item.timezone = timezone.from_wire(zone_text)
+        except ProtocolError as e:
+            raise bad(str(e)) from None
     if item.start is None and not change:
         raise bad("an event without StartTime")
     if item.start is not None and item.end is not None and item.end < item.start:

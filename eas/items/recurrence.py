@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 
 from eas import tags
 from eas.items import calendar as _items
-from eas.items.email import format_date, parse_date
-from eas.protocol.errors import ProtocolError
+from eas.items.email import format_date
+from eas.items.pim import bad
+from eas.items.pim import date as date_of
 from eas.protocol.versions import Version
 from eas.wbxml import Node, Writer
 
@@ -82,21 +83,21 @@ def _has(page: type, name: str, version: Version) -> int | None:
 
 
 def validate(rec: Recurrence) -> None:
-    """ProtocolError unless ``rec`` is a pattern MS-ASCAL allows: a known Type with the
+    """ProtocolError (status 6) unless ``rec`` is a pattern MS-ASCAL allows: a known Type with the
     elements it needs, values in range, at most one of Occurrences and Until."""
     if rec.type not in _REQUIRED:
-        raise ProtocolError(f"Recurrence Type {rec.type} is not 0-3, 5 or 6")
+        raise bad(f"Recurrence Type {rec.type} is not 0-3, 5 or 6")
     for attr in _REQUIRED[rec.type]:
         if getattr(rec, attr) is None:
-            raise ProtocolError(f"Recurrence Type {rec.type} needs {attr}")
+            raise bad(f"Recurrence Type {rec.type} needs {attr}")
     for name, attr, lo, hi in _INTS:
         value = getattr(rec, attr)
         if value is not None and not lo <= value <= hi:
-            raise ProtocolError(f"Recurrence {name} {value} is not in {lo}..{hi}")
+            raise bad(f"Recurrence {name} {value} is not in {lo}..{hi}")
     if rec.calendar_type is not None and rec.calendar_type not in _CALENDAR_TYPES:
-        raise ProtocolError(f"CalendarType {rec.calendar_type} is not defined")
+        raise bad(f"CalendarType {rec.calendar_type} is not defined")
     if rec.occurrences is not None and rec.until is not None:
-        raise ProtocolError("Recurrence has both Occurrences and Until")
+        raise bad("Recurrence has both Occurrences and Until")
 
 
 def write_recurrence(w: Writer, rec: Recurrence, page: type, version: Version) -> None:
@@ -128,7 +129,7 @@ def _int(node: Node, name: str) -> int:
         text = text.strip()
         if text.isascii() and text.isdigit() and len(text) <= 6:
             return int(text)
-    raise ProtocolError(f"Recurrence {name} must be a small integer, not {text!r}")
+    raise bad(f"Recurrence {name} must be a small integer, not {text!r}")
 
 
 def _flag(node: Node, name: str) -> bool:
@@ -136,7 +137,7 @@ def _flag(node: Node, name: str) -> bool:
         return node.text == "1"
     if not node.text:
         return False
-    raise ProtocolError(f"Recurrence {name} must be 0 or 1")
+    raise bad(f"Recurrence {name} must be 0 or 1")
 
 
 def parse_recurrence(node: Node, page: type, version: Version) -> Recurrence:
@@ -157,17 +158,17 @@ def parse_recurrence(node: Node, page: type, version: Version) -> Recurrence:
             name, attr = by_tag[tag]
             setattr(rec, attr, _int(child, name))
         elif tag == until_tag:
-            rec.until = parse_date(child.text)
+            rec.until = date_of(child)
         elif tag == _has(page, "IsLeapMonth", version):
             rec.is_leap_month = _flag(child, "IsLeapMonth")
         elif page is tags.Tasks and tag == tags.Tasks.Start:
-            rec.start = parse_date(child.text)
+            rec.start = date_of(child)
         elif page is tags.Tasks and tag == tags.Tasks.Regenerate:
             rec.regenerate = _flag(child, "Regenerate")
         elif page is tags.Tasks and tag == tags.Tasks.DeadOccur:
             rec.dead_occur = _flag(child, "DeadOccur")
     if rec.type == -1:
-        raise ProtocolError("Recurrence without Type")
+        raise bad("Recurrence without Type")
     validate(rec)
     if rec.interval == 0:
         rec.interval = 1
@@ -227,8 +228,6 @@ def _local_dates_unchecked(first: date, rec: Recurrence) -> Iterator[date]:
         if kind == WEEKLY:
             week_start = first - timedelta(days=(_sunday0(first) - (rec.first_day_of_week or 0)) % 7)
             start = week_start + timedelta(weeks=k * interval)
-            if start.year > 9998:
-                return
             for d in range(7):
                 day = start + timedelta(days=d)
                 if day >= first and _in_mask(day, rec.day_of_week or 0):
@@ -260,7 +259,10 @@ def occurrences(start: datetime, rec: Recurrence, zone: str, window_start: datet
     wall = local.time().replace(tzinfo=None)
     out: list[datetime] = []
     for count, day in enumerate(_local_dates(local.date(), rec), 1):
-        when = datetime.combine(day, wall, tzinfo=tz).astimezone(UTC)
+        try:
+            when = datetime.combine(day, wall, tzinfo=tz).astimezone(UTC)
+        except OverflowError:  # the last hours of year 9999 west of UTC
+            break
         if rec.until is not None and when > rec.until:
             break
         if window_end is not None and when >= window_end:
