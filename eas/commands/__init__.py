@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from eas.tags import (
     AirSync,
+    Find,
     FolderHierarchy,
     GetItemEstimate,
     ItemOperations,
@@ -80,6 +81,7 @@ COMMANDS: dict[str, CommandInfo] = {
     "MeetingResponse": CommandInfo("meetingresponse", MR.MeetingResponse, MR.Status),
     "ValidateCert": CommandInfo("validatecert", VC.ValidateCert, VC.Status),
     "Search": CommandInfo("search", Search.Search, Search.Status),
+    "Find": CommandInfo("find", Find.Find, Find.Status),
     "ResolveRecipients": CommandInfo("resolverecipients", ResolveRecipients.ResolveRecipients,
                                      ResolveRecipients.Status),
 }
