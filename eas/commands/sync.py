@@ -470,17 +470,22 @@ async def _collection(ctx: Context, creq: CollectionRequest, budget: int | None)
 
 def _initial(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolder, state: CollectionState | None,
              options: dict[str, Any] | None, result: _Result) -> _Result:
-    """SyncKey 0: a clean state under the next key, no items yet (2.2.3.181.4). A second
-    initial Sync of the same folder moves the key on again; the first key stays valid as
-    the previous one, so either response the device keeps works."""
+    """SyncKey 0: a clean state under the next key, no items yet (2.2.3.181.4). The state
+    the key had stays valid as the previous one: iOS sends a second initial Sync of a
+    folder while the first is in flight, or even after it went on with the first one's
+    key (Z-Push PR 186); whichever key it then keeps, it goes on from what it has."""
     if state is None:
         state = CollectionState(folder.collection_id, folder.backend_id)
-    _reset(state)
+    if state.backend_id != folder.backend_id:  # another folder under this id: nothing to keep
+        _reset(state)
     state.backend_id = folder.backend_id
     state.options = options or parse_body_options(None, ctx.version, default_class=folder.item_class or "Email")
     if creq.conversation_mode is not None:
         state.options["conversation_mode"] = creq.conversation_mode
     state.advance()
+    state.snapshot = {}
+    state.client_ids = {}
+    state.extra = {}
     ctx.state.put_collection(state)
     loops.forget(ctx.state.device, state.collection_id)  # a full resync sends them again
     result.sync_key = str(state.sync_key)
