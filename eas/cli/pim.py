@@ -27,7 +27,7 @@ def _read_file(path: str) -> str:
         with open(path, "rb") as f:
             data = f.read(MAX_IMPORT + 1)
     if len(data) > MAX_IMPORT:
-        raise UsageError(f"{path}: larger than {MAX_IMPORT // (1024 * 1024)} MB")
+        raise UsageError(f"{path}: larger than {MAX_IMPORT} bytes")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
