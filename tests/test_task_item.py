@@ -3,6 +3,7 @@ read back as a device's Add would be; MS-ASTASK's rules and bad values."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eas.items import tasks
+from eas.items.calendar import Recurrence
 from eas.items.email import parse_body_options
 from eas.items.tasks import Task
 from eas.protocol.errors import ProtocolError
@@ -90,6 +92,45 @@ def test_out_of_range_numbers_are_written_as_defaults() -> None:
     assert (node.findtext(T.Importance), node.findtext(T.Sensitivity)) == ("1", "0")
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_recurrence_round_trips(version: str) -> None:
+    rec = Recurrence(type=3, interval=2, occurrences=None, until=datetime(2025, 1, 1, tzinfo=UTC), day_of_week=2,
+                     week_of_month=5, calendar_type=1, first_day_of_week=1,
+                     start=datetime(2024, 5, 1, tzinfo=UTC), regenerate=True, dead_occur=True)
+    task = dataclasses.replace(full_task(), recurrence=rec)
+    node = render(task, version)
+    assert node.findtext(T.Recurrence, T.Start) == "2024-05-01T00:00:00.000Z"
+    assert node.findtext(T.Recurrence, T.Regenerate) == "1"
+    v = Version(version)
+    expected = dataclasses.replace(rec, calendar_type=1 if v >= Version("14.0") else None,
+                                   first_day_of_week=1 if v >= Version("14.1") else None)
+    assert tasks.parse(node, v) == dataclasses.replace(task, recurrence=expected)
+
+
+def test_recurrence_without_start_starts_with_the_task() -> None:
+    task = Task(subject="s", utc_start_date=datetime(2024, 5, 1, 8, tzinfo=UTC), recurrence=Recurrence(type=0))
+    node = render(task, "14.1")
+    assert node.findtext(T.Recurrence, T.Start) == "2024-05-01T08:00:00.000Z"
+    assert node.findtext(T.Recurrence, T.DeadOccur) == "0"
+    sent = device_data("<T:Subject>s</T:Subject><T:UtcStartDate>2024-05-01T08:00:00.000Z</T:UtcStartDate>"
+                       "<T:Recurrence><T:Type>0</T:Type><T:Interval>3</T:Interval></T:Recurrence>")
+    rec = tasks.parse(sent, Version("14.1")).recurrence
+    assert rec is not None and rec.start == datetime(2024, 5, 1, 8, tzinfo=UTC) and rec.interval == 3
+
+
+@pytest.mark.parametrize("recurrence", [
+    "<T:Type>9</T:Type>",
+    "<T:Type>1</T:Type>",  # weekly without DayOfWeek
+    "<T:Interval>2</T:Interval>",  # no Type
+    "<T:Type>0</T:Type><T:Until>someday</T:Until>",
+    "<T:Type>0</T:Type><T:Regenerate>2</T:Regenerate>",
+])
+def test_bad_recurrence_is_status_6(recurrence: str) -> None:
+    with pytest.raises(ProtocolError) as e:
+        tasks.parse(device_data(f"<T:Subject>s</T:Subject><T:Recurrence>{recurrence}</T:Recurrence>"), Version("16.1"))
+    assert e.value.status == 6
+
+
 def device_data(body: str) -> Node:
     return decode(from_xml(f"<ApplicationData xmlns='AirSync:' xmlns:T='Tasks:' xmlns:B='AirSyncBase:'>"
                            f"{body}</ApplicationData>"))
@@ -157,6 +198,10 @@ def random_tasks(draw: st.DrawFn) -> Task:
         complete=complete, date_completed=draw(_aware) if complete else None,
         reminder_set=reminder_set, reminder_time=draw(st.none() | _aware) if reminder_set else None,
         categories=draw(st.lists(_text.filter(bool), max_size=4)),
+        recurrence=draw(st.none() | st.builds(
+            Recurrence, type=st.just(1), interval=st.integers(1, 999), day_of_week=st.integers(1, 127),
+            occurrences=st.none() | st.integers(1, 999), start=_aware, regenerate=st.booleans(),
+            dead_occur=st.booleans())),
     )
 
 

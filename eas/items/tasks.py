@@ -3,28 +3,21 @@ protocol version."""
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import Any
 
 from eas.items import pim
 from eas.items.calendar import Recurrence
 from eas.items.email import format_date, write_item_body
+from eas.items.recurrence import parse_recurrence, write_recurrence
+from eas.protocol.errors import ProtocolError
 from eas.protocol.versions import Version
 from eas.tags import AirSyncBase
 from eas.tags import Tasks as T
 from eas.wbxml import Node, Writer
-
-# Recurrence is written and read by eas.items.recurrence, shared with Calendar (it may
-# not be there yet in a checkout: then tasks are written without it).
-_recurrence: ModuleType | None
-try:
-    _recurrence = importlib.import_module("eas.items.recurrence")
-except ImportError:
-    _recurrence = None
 
 
 @dataclass(slots=True)
@@ -71,8 +64,8 @@ def write(w: Writer, task: Task, version: Version, options: dict[str, Any]) -> N
         leaf(T.DateCompleted, format_date(task.date_completed))
     _write_pair(w, T.DueDate, T.UtcDueDate, task.due_date, task.utc_due_date)
     leaf(T.Importance, task.importance if 0 <= task.importance <= 2 else 1)
-    if task.recurrence is not None and _recurrence is not None:
-        _recurrence.write_recurrence(w, task.recurrence, T, version)
+    if task.recurrence is not None:
+        write_recurrence(w, _with_start(task.recurrence, task), T, version)
     leaf(T.ReminderSet, "1" if task.reminder_set else "0")
     if task.reminder_set and task.reminder_time is not None:
         leaf(T.ReminderTime, format_date(task.reminder_time))
@@ -87,6 +80,14 @@ def _write_pair(w: Writer, local_tag: int, utc_tag: int, local: datetime | None,
     local_value = local if local is not None else _as_utc(utc).replace(tzinfo=None)
     w.leaf(local_tag, format_date(local_value.replace(tzinfo=None)))
     w.leaf(utc_tag, format_date(utc if utc is not None else local_value))
+
+
+def _with_start(rec: Recurrence, task: Task) -> Recurrence:
+    """MS-ASTASK 2.2.2.20: Start is required; a pattern without one starts with the task."""
+    if rec.start is not None:
+        return rec
+    start = task.utc_start_date or task.utc_due_date
+    return dataclasses.replace(rec, start=start) if start is not None else rec
 
 
 def _as_utc(value: datetime | None) -> datetime:
@@ -105,8 +106,11 @@ def parse(node: Node, version: Version) -> Task:
             task.body = pim.parse_body(child)[0]
         elif child.tag == T.Body and not pim.has(AirSyncBase.Body, version):
             task.body = pim.text(child, pim.MAX_BODY)
-        elif child.tag == T.Recurrence and _recurrence is not None:
-            task.recurrence = _recurrence.parse_recurrence(child, T, version)
+        elif child.tag == T.Recurrence:
+            try:
+                task.recurrence = parse_recurrence(child, T, version)
+            except ProtocolError as e:
+                raise pim.bad(str(e)) from None
     # A device that sends one date of a pair means the same instant in both.
     if task.start_date is None and task.utc_start_date is not None:
         task.start_date = task.utc_start_date.replace(tzinfo=None)
@@ -116,6 +120,8 @@ def parse(node: Node, version: Version) -> Task:
         task.due_date = task.utc_due_date.replace(tzinfo=None)
     if task.utc_due_date is None and task.due_date is not None:
         task.utc_due_date = task.due_date.replace(tzinfo=UTC)
+    if task.recurrence is not None:
+        task.recurrence = _with_start(task.recurrence, task)
     if task.complete and task.date_completed is None:
         raise pim.bad("Complete is 1 without DateCompleted")
     if not task.complete:
