@@ -494,5 +494,104 @@ class BackendContract:
 
         run(scenario())
 
+    # -- calendar, contact, task and note items ----------------------------------------
+
+    def test_calendar_items(self, subject: Subject) -> None:
+        from eas.items.calendar import Calendar, Recurrence
+
+        async def scenario() -> None:
+            b, u = subject.backend, subject.user
+            cal = await folder_of(b, u, FolderType.CALENDAR)
+            now = datetime.now(UTC).replace(microsecond=0)
+            recent = Calendar(subject="Contract recent", start=now - timedelta(days=1),
+                              end=now - timedelta(days=1) + timedelta(hours=1), timezone="Europe/Berlin")
+            old = Calendar(subject="Contract old", start=now - timedelta(days=60), end=now - timedelta(days=60, hours=-1))
+            series = Calendar(subject="Contract series", start=now - timedelta(days=400),
+                              end=now - timedelta(days=400, hours=-1), recurrence=Recurrence(type=1))
+            recent_id, recent_stamp = await b.add_item(u, cal.id, recent)
+            old_id, _ = await b.add_item(u, cal.id, old)
+            series_id, _ = await b.add_item(u, cal.id, series)
+            assert set(await b.item_stamps(u, cal.id)) == {recent_id, old_id, series_id}
+            # A two-week window keeps the recent event and the running series, not the old one.
+            assert set(await b.item_stamps(u, cal.id, now - timedelta(weeks=2))) == {recent_id, series_id}
+            fetched = await b.fetch_items(u, cal.id, [series_id, "99999999", recent_id])
+            assert [i.id for i in fetched] == [series_id, recent_id]
+            got = fetched[1]
+            assert isinstance(got, Calendar) and got.subject == "Contract recent" and got.start == recent.start
+            assert got.uid and await b.find_event(u, got.uid) == (cal.id, recent_id)
+            assert await b.find_event(u, "no such uid at all") is None
+            got.subject = "Contract changed"
+            stamp = await b.change_item(u, cal.id, recent_id, got)
+            assert stamp != recent_stamp and (await b.item_stamps(u, cal.id))[recent_id] == stamp
+            [again] = await b.fetch_items(u, cal.id, [recent_id])
+            assert again.subject == "Contract changed" and again.uid == got.uid
+            await b.delete_item(u, cal.id, old_id, permanently=False)
+            assert set(await b.item_stamps(u, cal.id)) == {recent_id, series_id}
+            for bad in BAD_IDS:
+                with pytest.raises(ItemNotFound):
+                    await b.change_item(u, cal.id, bad, got)
+                with pytest.raises(ItemNotFound):
+                    await b.delete_item(u, cal.id, bad, permanently=True)
+
+        run(scenario())
+
+    def test_occurrences_of_a_series(self, subject: Subject) -> None:
+        from eas.items.calendar import Calendar, Recurrence
+
+        async def scenario() -> None:
+            b, u = subject.backend, subject.user
+            cal = await folder_of(b, u, FolderType.CALENDAR)
+            start = datetime(2024, 1, 1, 9, tzinfo=UTC)
+            series_id, _ = await b.add_item(u, cal.id, Calendar(
+                subject="Contract daily", start=start, end=start + timedelta(hours=1),
+                recurrence=Recurrence(type=0, occurrences=5)))
+            await b.delete_occurrence(u, cal.id, series_id, start + timedelta(days=1))
+            moved = Calendar(subject="Contract moved", start=start + timedelta(days=2, hours=3),
+                             end=start + timedelta(days=2, hours=4), instance_id=start + timedelta(days=2))
+            await b.change_item(u, cal.id, series_id, moved)
+            [got] = await b.fetch_items(u, cal.id, [series_id])
+            assert isinstance(got, Calendar) and got.subject == "Contract daily"
+            found = {(e.original_start, e.deleted) for e in got.exceptions}
+            assert found == {(start + timedelta(days=1), True), (start + timedelta(days=2), False)}
+            with pytest.raises(ItemNotFound):
+                await b.delete_occurrence(u, cal.id, series_id, start + timedelta(days=30))
+            # Free/busy of the user's own address: the series, without the deleted day.
+            busy = await b.free_busy(u, u, start, start + timedelta(days=5))
+            assert busy is not None
+            assert [p.start for p in busy] == [start, start + timedelta(days=2, hours=3), start + timedelta(days=3),
+                                               start + timedelta(days=4)]
+            assert await b.free_busy(u, "nobody-at-all@nowhere.invalid", start, start + timedelta(days=1)) is None
+
+        run(scenario())
+
+    def test_tasks_notes_contacts(self, subject: Subject) -> None:
+        from eas.items.contacts import Contact
+        from eas.items.notes import Note
+        from eas.items.tasks import Task
+
+        async def scenario() -> None:
+            b, u = subject.backend, subject.user
+            tasks = await folder_of(b, u, FolderType.TASKS)
+            open_id, _ = await b.add_item(u, tasks.id, Task(subject="Contract open"))
+            done_id, _ = await b.add_item(u, tasks.id, Task(subject="Contract done", complete=True,
+                                                            date_completed=datetime(2024, 1, 1, tzinfo=UTC)))
+            assert set(await b.item_stamps(u, tasks.id)) == {open_id, done_id}
+            assert set(await b.item_stamps(u, tasks.id, incomplete_only=True)) == {open_id}
+            notes = await folder_of(b, u, FolderType.NOTES)
+            note_id, _ = await b.add_item(u, notes.id, Note(subject="Contract note", body="text"))
+            [note] = await b.fetch_items(u, notes.id, [note_id])
+            assert isinstance(note, Note) and (note.subject, note.body) == ("Contract note", "text")
+            contacts = await folder_of(b, u, FolderType.CONTACTS)
+            contact_id, _ = await b.add_item(u, contacts.id, Contact(first_name="Contract", last_name="Person",
+                                                                     email1_address="cp@example.org"))
+            [contact] = await b.fetch_items(u, contacts.id, [contact_id])
+            assert isinstance(contact, Contact)
+            assert (contact.first_name, contact.last_name, contact.email1_address) == (
+                "Contract", "Person", "cp@example.org")
+            await b.empty_folder(u, notes.id, delete_subfolders=False)
+            assert await b.item_stamps(u, notes.id) == {}
+
+        run(scenario())
+
 
 __all__ = ["ATTACHMENT_DATA", "BAD_IDS", "BackendContract", "Subject", "message", "message_with_attachment", "run"]
