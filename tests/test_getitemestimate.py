@@ -143,3 +143,38 @@ def test_malformed_request(tmp_path: Path, version: str) -> None:
         assert await blobs(dev) == before
 
     run(scenario)
+
+
+@pytest.mark.parametrize("version", ["12.1", "14.1", "16.1"])
+def test_calendar_window_of_the_estimate(tmp_path: Path, version: str) -> None:
+    """A calendar counts the events of its window (FilterType 4: ended two weeks ago or
+    later); a window calendars do not take (1, 8) is status 2."""
+    from eas.items.calendar import Calendar
+
+    async def scenario() -> None:
+        dev = await device(tmp_path, version)
+        cal, folder = dev.folders["Calendar"], dev.backend["Calendar"]
+        now = datetime.now(UTC)
+        for start in (now - timedelta(days=60), now - timedelta(days=3), now + timedelta(days=3)):
+            await dev.store.add_item(ALICE, folder, Calendar(subject="e", start=start, end=start + timedelta(hours=1)))
+        key = await dev.initial("Calendar")
+
+        def body(filter_type: int) -> str:
+            if version == "12.1":
+                inner = f"<Class>Calendar</Class><a:SyncKey>{key}</a:SyncKey><CollectionId>{cal}</CollectionId>" \
+                        f"<a:FilterType>{filter_type}</a:FilterType>"
+            else:
+                inner = f"<a:SyncKey>{key}</a:SyncKey><CollectionId>{cal}</CollectionId><a:Options>" \
+                        f"<a:FilterType>{filter_type}</a:FilterType><a:Class>Calendar</a:Class></a:Options>"
+            return f'<GetItemEstimate xmlns="GetItemEstimate:" xmlns:a="AirSync:"><Collections><Collection>' \
+                   f'{inner}</Collection></Collections></GetItemEstimate>'
+
+        got = {}
+        for filter_type in (0, 4, 7, 1, 8):
+            reply = await dev.client.command("GetItemEstimate", body(filter_type))
+            assert reply.node is not None
+            got[filter_type] = outcome(reply.node.find(G.Response))  # type: ignore[arg-type]
+        assert got == {0: ("1", cal, "3"), 4: ("1", cal, "2"), 7: ("1", cal, "3"), 1: ("2", cal, None),
+                       8: ("2", cal, None)}
+
+    run(scenario)

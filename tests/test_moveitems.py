@@ -277,3 +277,36 @@ def test_backend_failure_is_status_5(tmp_path: Path) -> None:
         assert await count(store, FolderType.INBOX) == 1
 
     run(scenario())
+
+
+def test_events_move_between_calendars_only(tmp_path: Path) -> None:
+    """An event moves to another calendar (status 3, the item readable there); to a mail or
+    contacts folder it is status 2 and stays where it was."""
+    from datetime import UTC, datetime, timedelta
+
+    from eas.items.calendar import Calendar
+
+    async def scenario() -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        app, store = quick_app(tmp_path)
+        await store.create_folder(ALICE, "", "Work", FolderType.USER_CALENDAR)
+        c = client(app, version="16.1")
+        await c.provision()
+        ids = await folder_ids(c)
+        backend = {f.name: f.id for f in await store.folders(ALICE)}
+        start = datetime.now(UTC) + timedelta(days=1)
+        event, _ = await store.add_item(ALICE, backend["Calendar"], Calendar(subject="Review", start=start,
+                                                                               end=start + timedelta(hours=1)))
+        cal, work = ids["Calendar"], ids["Work"]
+        sid = f"{cal}:{event}"
+        r = await c.command("MoveItems", moves_xml((sid, cal, ids["Inbox"]), (sid, cal, ids["Contacts"]),
+                                                   (sid, cal, work)))
+        got = responses(r.node)
+        assert [s for _, s, _ in got] == ["2", "2", "3"]
+        dst = got[2][2]
+        assert dst is not None and dst.startswith(f"{work}:")
+        moved = await store.fetch_items(ALICE, backend["Work"], [dst.split(":", 1)[1]])
+        assert [e.subject for e in moved] == ["Review"]
+        assert await store.item_stamps(ALICE, backend["Calendar"]) == {}
+
+    run(scenario())
