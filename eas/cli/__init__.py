@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from eas import __version__
-from eas.cli import admin, pim, serve, sharing
+from eas.cli import admin, directory, pim, serve, sharing
 from eas.protocol.errors import EASError
 from eas.server import DATA_DIR_ENV, CertificateError
 
@@ -73,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
                           help=f"the server's data (default ${DATA_DIR_ENV} or ./eas-data)")
     serve.add_parser(verbs, data_dir)
     admin.add_parsers(verbs, data_dir)
+    directory.add_parsers(verbs, data_dir)
     sharing.add_parsers(verbs, data_dir)
     pim.add_parsers(verbs, data_dir)
     wbxml = verbs.add_parser("wbxml", help="decode and encode ActiveSync WBXML")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any
@@ -64,7 +64,8 @@ class DirectoryStore:
         _folder_by_path: Callable[[sqlite3.Connection, int, str], int]
         _user_id: Callable[[sqlite3.Connection, str], int]
         _descendants: Callable[[sqlite3.Connection, int], list[int]]
-        fetch_items: Callable[[str, str, Sequence[str]], Awaitable[list[Item]]]
+
+        async def fetch_items(self, user: str, folder_id: str, item_ids: Sequence[str]) -> list[Item]: ...
 
     # -- administration (synchronous) ----------------------------------------------------
 
