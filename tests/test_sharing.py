@@ -409,3 +409,29 @@ def test_contact_added_by_the_grantee_is_the_owners(tmp_path: Path, version: str
         assert await store.item_stamps(ALICE, store.folder_id(ALICE, "Contacts")) == {}
 
     run(scenario())
+
+
+@pytest.mark.parametrize("version", ["14.1", "16.1"])
+def test_mount_wakes_a_waiting_ping_with_7_then_an_add(tmp_path: Path, version: str) -> None:
+    async def scenario() -> None:
+        app, store = make_app(tmp_path)
+        share = store.grant(BOB, "Calendar", ALICE, "rw")
+        c = client(app, version=version)
+        await c.provision()
+        inbox = {a[3]: a[1] for a in changes(await folder_sync(c, "0"))}["Inbox"]
+
+        async def later() -> None:
+            await asyncio.sleep(0.3)
+            store.mount(ALICE, share.id)
+
+        task = asyncio.create_task(later())
+        started = time.monotonic()
+        r = await asyncio.wait_for(c.command("Ping", f'<Ping xmlns="Ping:"><HeartbeatInterval>300</HeartbeatInterval>'
+                                                     f"<Folders><Folder><Id>{inbox}</Id><Class>Email</Class></Folder>"
+                                                     "</Folders></Ping>"), 20)
+        await task
+        assert time.monotonic() - started < 10 and r.text(P.Status) == "7"
+        [(kind, _sid, parent, name, kind_of)] = changes(await folder_sync(c, "1"))
+        assert (kind, parent, name, kind_of) == ("Add", "0", "Calendar (bob)", "13")
+
+    run(scenario())
