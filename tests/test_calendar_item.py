@@ -618,3 +618,36 @@ def test_year_extremes_are_bounded() -> None:
         got = recur.occurrences(start, rec, "UTC")
         assert got and got[-1].year == 9999
     assert _parse("<calendar:StartTime>00010101T000000Z</calendar:StartTime>").start == utc(1, 1, 1)
+
+
+# -- Changes: ghosted elements ---------------------------------------------------------------
+
+
+def test_parse_records_what_was_sent() -> None:
+    item = _parse(_START + "<calendar:Subject>s</calendar:Subject><airsyncbase:Body><airsyncbase:Type>1</airsyncbase:Type>"
+                  "<airsyncbase:Data>b</airsyncbase:Data></airsyncbase:Body>", "16.1")
+    assert item.sent == {"start", "subject", "body", "body_html"}
+    assert Calendar(subject="s").sent is None
+
+
+def test_16_change_keeps_absent_elements() -> None:
+    """MS-ASCAL 3.1.5.3: in 16.x every top-level element a Change leaves out is ghosted."""
+    old = full_event()
+    new = _parse("<calendar:Subject>Renamed</calendar:Subject>"
+                 "<calendar:StartTime>20260302T090000Z</calendar:StartTime>", "16.1")
+    merged = cal.merge_change(old, new)
+    assert merged.subject == "Renamed" and merged.start == utc(2026, 3, 2, 9)
+    assert merged.body == old.body and merged.location == old.location and merged.attendees == old.attendees
+    assert merged.recurrence == old.recurrence and merged.exceptions == old.exceptions
+    assert merged.timezone == old.timezone and merged.end == old.end
+    assert merged.id == old.id and merged.uid == old.uid and merged.organizer_email == old.organizer_email
+
+
+def test_change_with_supported_ghosts_only_the_unnamed_elements() -> None:
+    """Before 16.0, only elements left out of Supported are ghosted: the others, absent,
+    are cleared (MS-ASCMD 2.2.3.179)."""
+    old = full_event()
+    new = _parse(_START + "<calendar:Subject>Renamed</calendar:Subject>", "14.1")
+    merged = cal.merge_change(old, new, ghosted={C.Attendees, C.Categories})
+    assert merged.attendees == old.attendees and merged.categories == old.categories
+    assert merged.location == "" and merged.body == "" and merged.recurrence is None

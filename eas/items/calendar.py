@@ -8,7 +8,8 @@ matched back to a zone). All-day events start and end at local midnight of that 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -141,6 +142,10 @@ class Calendar:
     online_meeting_external_link: str = ""
     client_uid: str = ""
     instance_id: datetime | None = None
+    # The fields a device's ApplicationData carried (set by ``parse``; None for an event
+    # from anywhere else): on a Change, an absent element may mean "as before" (ghosted,
+    # MS-ASCAL 3.1.5.3: in 16.x every absent top-level element), see ``merge_change``.
+    sent: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
 
 # -- Conversion (MS-ASCAL 2.2.2) -------------------------------------------------------------
@@ -426,10 +431,12 @@ def parse(node: Node, version: Version, *, change: bool = False) -> Calendar:
     item = Calendar()
     v16 = _PROFILES[version.text].location16
     zone_text: str | bytes | None = None
+    sent: set[str] = set()
     for child in node.children:
         tag = child.tag
         if not _in_version(tag, version) or (v16 and tag in _SERVER_ONLY_16):
             continue
+        sent.update(_ATTRIBUTES.get(tag, ()))
         entry = _EVENT.get(tag)
         if entry is not None:
             setattr(item, entry[0], entry[1](child))
@@ -454,7 +461,39 @@ def parse(node: Node, version: Version, *, change: bool = False) -> Calendar:
         raise bad("EndTime is before StartTime")
     if item.all_day:
         item.start, item.end = _whole_days(item.start, item.end, item.timezone)
+    item.sent = frozenset(sent)
     return item
+
+
+# The Calendar fields each top-level element carries (for ``sent`` and ``merge_change``).
+_ATTRIBUTES: dict[int, tuple[str, ...]] = {
+    **{tag: (attr,) for tag, (attr, _reader) in _EVENT.items()},
+    C.Timezone: ("timezone",),
+    C.Body: ("body", "body_html"),
+    AirSyncBase.Body: ("body", "body_html"),
+    C.Recurrence: ("recurrence",),
+    C.Exceptions: ("exceptions",),
+}
+
+
+def merge_change(old: Calendar, new: Calendar, ghosted: Collection[int] | None = None) -> Calendar:
+    """The event after a device's Change: ``new`` (from ``parse``), with the fields of
+    ``old`` kept where ``new`` lacks the element and that element is ghosted. ``ghosted``
+    is the set of Calendar/AirSyncBase tags ghosted for this collection (those not named
+    in the Sync Supported element, MS-ASCMD 2.2.3.179); None means every element, the
+    16.x rule (MS-ASCAL 3.1.5.3). The id, UID and organizer are always the server's."""
+    merged = dataclasses.replace(new)
+    sent = new.sent or frozenset()
+    for tag, attrs in _ATTRIBUTES.items():
+        if ghosted is not None and tag not in ghosted:
+            continue
+        for attr in attrs:
+            if attr not in sent:
+                setattr(merged, attr, getattr(old, attr))
+    merged.id, merged.uid = old.id, old.uid or new.uid
+    if new.sent is not None and not ({"organizer_name", "organizer_email"} & new.sent):
+        merged.organizer_name, merged.organizer_email = old.organizer_name, old.organizer_email
+    return merged
 
 
 def _whole_days(start: datetime | None, end: datetime | None, zone: str) -> tuple[datetime | None, datetime | None]:
