@@ -135,7 +135,7 @@ def merge_ical(texts: list[str]) -> str:
                     continue
                 zones.add(tzid)
             merged.add_component(comp)
-    return merged.to_ical().decode()
+    return str(merged.to_ical().decode())
 
 
 def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
-from dateutil import rrule as du_rrule
+from dateutil import rrule as du_rrule  # type: ignore[import-untyped]
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from eas.items.calendar import Attendee, Calendar, EventException, Recurrence
@@ -310,7 +310,7 @@ def _x_instant(component: Component, name: str) -> datetime | None:
     """A UTC date-time of an X- property (which icalendar reads back as text)."""
     text = _text(component, name)
     try:
-        value = icalendar.vDDDTypes.from_ical(text) if text else None
+        value = icalendar.vDDDTypes.from_ical(text) if text else None  # type: ignore[no-untyped-call]
     except ValueError:
         return None
     return _instant(value, "UTC") if isinstance(value, datetime) else None
@@ -434,7 +434,7 @@ def _wrap(components: Iterable[Component]) -> str:
     for c in components:
         vcal.add_component(c)
     vcal.add_missing_timezones()
-    return vcal.to_ical().decode()
+    return str(vcal.to_ical().decode())
 
 
 def calendar_to_ical(cal: Calendar, *, keep_from: str | None = None) -> str:
@@ -446,7 +446,7 @@ def calendar_to_ical(cal: Calendar, *, keep_from: str | None = None) -> str:
     if keep_from and cal.recurrence is not None:
         old = next((e for e in _parse(keep_from)[0].walk("VEVENT") if "RECURRENCE-ID" not in e), None)
         rules = _rules(old) if old is not None else []
-        if rules:
+        if old is not None and rules:
             approx, exact = rrule_to_recurrence(rules[0], cal.timezone)
             mine = replace(cal.recurrence, calendar_type=None)
             if not exact and approx == mine:
@@ -611,7 +611,7 @@ def _parse(text: str | bytes) -> list[Component]:
         found = icalendar.Calendar.from_ical(text, multiple=True)
     except Exception as e:  # noqa: BLE001 - the parser raises ValueError, IndexError, KeyError...
         raise ICalError(f"not iCalendar: {e}") from None
-    out = [c for c in found if c.name == "VCALENDAR"]
+    out: list[Component] = [c for c in found if c.name == "VCALENDAR"]
     if not out:
         raise ICalError("no VCALENDAR in the text")
     return out
@@ -986,7 +986,8 @@ def _span(ev: Component, zone: str) -> timedelta:
     if start is not None and end is not None:
         return max(timedelta(0), _instant(end, zone) - _instant(start, zone))
     if "DURATION" in ev:
-        return ev.decoded("DURATION")
+        duration = ev.decoded("DURATION")
+        return duration if isinstance(duration, timedelta) else timedelta(0)
     return timedelta(days=1) if start is not None and not isinstance(start, datetime) else timedelta(0)
 
 
@@ -1015,6 +1016,11 @@ def event_span(text: str | bytes, *, zone: str = "UTC") -> tuple[datetime | None
                                + timedelta(days=1), zone=zone, limit=1)
         return (first[0][0] if first else None), None
     found, finite = occurrences(text, zone=zone)
+    if not found and master is not None and _dt(master, "DTSTART") is not None:
+        # A rule with no occurrence at all (UNTIL before DTSTART): the event as written.
+        ev_zone = _ev_zone(master, _default_zone(vcal, zone))
+        start = _instant(_dt(master, "DTSTART"), ev_zone)  # type: ignore[arg-type]
+        return start, start + _span(master, ev_zone)
     if not found:
         return None, None
     return min(s for s, _, _ in found), (max(e for _, e, _ in found) if finite else None)
@@ -1099,4 +1105,4 @@ def without_occurrence(text: str, instance: datetime) -> str:
 def _refresh_zones(vcal: Component) -> str:
     if isinstance(vcal, icalendar.Calendar):
         vcal.add_missing_timezones()
-    return vcal.to_ical().decode()
+    return str(vcal.to_ical().decode())

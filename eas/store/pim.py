@@ -384,8 +384,6 @@ def _columns(cls: str, text: str) -> tuple[int | None, int | None, int, str]:
         first, last = ical.event_span(text)
         starts = None if first is None else _epoch(first)
         ends = None if last is None else _epoch(last)
-        if first is not None and last is None and not _recurs(text):
-            ends = starts
         words = [item.subject, item.location, item.organizer_name, item.organizer_email]  # type: ignore[union-attr]
         words += [a.name for a in item.attendees] + [a.email for a in item.attendees]  # type: ignore[union-attr]
     elif cls == "Tasks":
@@ -404,10 +402,6 @@ def _columns(cls: str, text: str) -> tuple[int | None, int | None, int, str]:
         words = [item.subject]  # type: ignore[union-attr]
     search = "\n".join(dict.fromkeys(w.strip().lower() for w in words if w and w.strip()))
     return starts, ends, complete, search
-
-
-def _recurs(text: str) -> bool:
-    return "\nRRULE" in text.replace("\r\n", "\n")
 
 
 # The store's own id and date conversions (``eas.store`` loads reference.py first, so
