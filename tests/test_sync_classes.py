@@ -494,3 +494,40 @@ def test_event_added_again_is_one_event(tmp_path: Path, version: str) -> None:
         assert [(n.findtext(A.Status), n.findtext(A.ServerId)) for _, n in responses(c)] == [("1", sid)]
         assert [e.subject for e in (await stored(dev, kind)).values()] == ["Dentist 2"]
     run(scenario)
+
+
+@pytest.mark.parametrize(("name", "version"), [("Calendar", "16.1"), ("Contacts", "2.5"), ("Tasks", "14.1"),
+                                               ("Notes", "14.0")])
+def test_hostile_changes(tmp_path: Path, name: str, version: str) -> None:
+    """A Change the codec refuses is 6, one of an unknown or foreign ServerId is 8, and
+    neither touches the store; the good Change beside them is applied."""
+    kind = KINDS[name]
+
+    async def scenario() -> None:
+        dev, key = await start(tmp_path, kind, version)
+        folder, cid = dev.backend[kind.folder], dev.folders[kind.folder]
+        a, _ = await dev.store.add_item(ALICE, folder, kind.make("A"))
+        b, _ = await dev.store.add_item(ALICE, folder, kind.make("B"))
+        key, _ = await sync(dev, kind, key)
+        inbox = dev.folders["Inbox"]
+        cmds = (f"<Change><ServerId>{cid}:{a}</ServerId><ApplicationData>{kind.garbage}</ApplicationData></Change>"
+                f"<Change><ServerId>{cid}:999999</ServerId><ApplicationData>{kind.xml(version, 'X')}"
+                f"</ApplicationData></Change>"
+                f"<Change><ServerId>{inbox}:{a}</ServerId><ApplicationData>{kind.xml(version, 'X')}"
+                f"</ApplicationData></Change>"
+                f"<Fetch><ServerId>{cid}:nope</ServerId></Fetch>"
+                f"<Change><ServerId>{cid}:{b}</ServerId><ApplicationData>{kind.xml(version, 'B2')}"
+                f"</ApplicationData></Change>")
+        key, c = await sync(dev, kind, key, f"<Commands>{cmds}</Commands>")
+        assert c is not None and c.findtext(A.Status) == "1"
+        assert [(w, n.findtext(A.Status)) for w, n in responses(c)] == [
+            ("Change", "6"), ("Change", "8"), ("Change", "8"), ("Fetch", "8")]
+        assert sorted(getattr(i, kind.field) for i in (await stored(dev, kind)).values()) == ["A", "B2"]
+        # A request whose command names nothing is malformed as a whole: status 4, nothing applied.
+        bad = f"<Commands><Change><ApplicationData>{kind.xml(version, 'Z')}</ApplicationData></Change></Commands>"
+        reply = await dev.send(f"<Sync {NS}><Collections>{coll(cid, key, bad)}</Collections></Sync>")
+        assert collection(reply, cid).findtext(A.Status) == "4"
+        assert sorted(getattr(i, kind.field) for i in (await stored(dev, kind)).values()) == ["A", "B2"]
+        _, c = await sync(dev, kind, key)  # the key still works
+        assert c is None or c.findtext(A.Status) == "1"
+    run(scenario)
