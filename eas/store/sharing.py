@@ -64,8 +64,8 @@ class Share:
 
 
 class SharingStore:
-    """The sharing part of ``ReferenceStore`` (which supplies ``_tx``, ``_read``,
-    ``_folder_by_path`` and ``_user_id``)."""
+    """The sharing part of ``ReferenceStore`` (which supplies the connection, its lock,
+    ``_tx``, ``_read`` and ``_folder_by_path``)."""
 
     if TYPE_CHECKING:
         _conn: sqlite3.Connection
@@ -73,7 +73,6 @@ class SharingStore:
         _tx: Callable[..., contextlib.AbstractContextManager[sqlite3.Connection]]
         _read: Callable[[], contextlib.AbstractContextManager[sqlite3.Connection]]
         _folder_by_path: Callable[[sqlite3.Connection, int, str], int]
-        _user_id: Callable[[sqlite3.Connection, str], int]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         """Wrap the store's folder-id methods so that a grantee's call on a mounted share
@@ -194,7 +193,7 @@ class SharingStore:
         (revoked, unmounted, its folder or an account deleted: foreign-key cascades
         fire triggers too), for ``_tell_grantees``. Call once per connection."""
         self._lost_shares: list[int] = []
-        conn.create_function("eas_share_lost", 1, self._lost_shares.append, deterministic=False)
+        conn.create_function("eas_share_lost", 1, self._lost_shares.append)
         conn.execute("CREATE TEMP TRIGGER IF NOT EXISTS eas_share_lost AFTER DELETE ON shares WHEN old.mounted "
                      "BEGIN SELECT eas_share_lost(old.grantee_id); END")
         conn.execute("CREATE TEMP TRIGGER IF NOT EXISTS eas_share_unmounted AFTER UPDATE OF mounted ON shares "
