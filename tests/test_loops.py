@@ -207,3 +207,26 @@ def test_skipped_items_of_an_unknown_device(tmp_path: Path) -> None:
         dev = await device(tmp_path, "14.1")
         assert await skipped_items(dev.app.store, ALICE, "NoSuchDevice") == []
     asyncio.run(scenario())
+
+
+def test_a_contact_that_breaks_the_device(tmp_path: Path) -> None:
+    """The same for any class: the record names it."""
+    from eas.items.contacts import Contact
+
+    async def scenario() -> None:
+        dev = await device(tmp_path, "16.1")
+        folder, cid = dev.backend["Contacts"], dev.folders["Contacts"]
+        for n in range(3):
+            await dev.store.add_item(ALICE, folder, Contact(first_name=f"P{n}"))
+        key = await dev.initial("Contacts")
+        seen = []
+        for _ in range(7):  # sent, replay, shrink, alone x3, skipped
+            reply = await dev.sync(coll(cid, key, "<WindowSize>8</WindowSize>"))
+            c = collection(reply, cid)
+            assert c.findtext(A.Status) == "1"
+            seen.append([sid for _, sid, _ in commands(c)])
+        assert [len(s) for s in seen] == [3, 3, 2, 1, 1, 1, 1]
+        assert seen[6][0] != seen[5][0]
+        records = await skipped_items(dev.app.store, ALICE, dev.client.device_id)
+        assert [(r["server_id"], r["class"]) for r in records] == [(seen[5][0], "Contacts")]
+    run(scenario)
