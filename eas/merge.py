@@ -18,6 +18,7 @@ Mail folders are never merged: every client handles several of those.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -43,8 +44,18 @@ def wanted(config: Config, request: EASRequest) -> bool:
     """Whether this device is configured for merged folders: a pattern of
     ``config.merge_folders_for`` matches the start of its DeviceType or User-Agent,
     ignoring case (a plain word is a prefix)."""
-    return any(re.match(p, request.device_type, re.IGNORECASE) or re.match(p, request.user_agent, re.IGNORECASE)
+    return any(_pattern(p).match(request.device_type) or _pattern(p).match(request.user_agent)
                for p in config.merge_folders_for)
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(text: str) -> re.Pattern[str]:
+    """A setting's pattern; one that is no regular expression ("SAMSUNG[") is taken
+    literally, so that a typo in the configuration never fails every request."""
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error:
+        return re.compile(re.escape(text), re.IGNORECASE)
 
 
 def view(config: Config, request: EASRequest, backend: Backend) -> MergedBackend | None:

@@ -107,6 +107,12 @@ def test_which_devices_merge(device_type: str, user_agent: str, merged: bool) ->
     assert merge.wanted(Config(), request(device_type, user_agent)) is False
 
 
+def test_a_pattern_that_is_no_regex_is_taken_literally() -> None:
+    config = Config(merge_folders_for=("SAMSUNG[",))
+    assert merge.wanted(config, request("SAMSUNG[X]", "")) is True
+    assert merge.wanted(config, request("SAMSUNGSMG991B", "")) is False
+
+
 # -- the hierarchy -----------------------------------------------------------------------------
 
 
