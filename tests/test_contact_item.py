@@ -46,7 +46,7 @@ def full_contact() -> Contact:
         if f.type == "str" and f.name not in ("id", "uid"):
             values[f.name] = f"{f.name} \u00e9\u4e2d"
     values.update(
-        birthday=datetime(1980, 4, 15, tzinfo=UTC), anniversary=datetime(2005, 6, 30, 22, tzinfo=UTC),
+        birthday=datetime(1980, 4, 15, tzinfo=UTC), anniversary=datetime(2005, 6, 30, tzinfo=UTC),
         children=["Tom", "Ann"], categories=["Family", "VIP"], picture=JPEG, weighted_rank=7,
         body="Met at the conference.\nLikes tea.",
     )
@@ -117,6 +117,20 @@ def test_empty_contact_writes_nothing_and_reads_back() -> None:
 def test_dates_use_the_asdtype_form() -> None:
     node = render(Contact(birthday=datetime(1980, 4, 15, tzinfo=UTC)), "12.1")
     assert node.findtext(C.Birthday) == "1980-04-15T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(("sent", "day"), [
+    ("1980-04-15T00:00:00.000Z", 15),
+    ("1980-04-14T22:00:00.000Z", 15),  # a device at UTC+2 (iOS, Android)
+    ("1980-04-14T12:00:00.000Z", 15),  # UTC+12
+    ("1980-04-15T05:00:00.000Z", 15),  # UTC-5
+    ("1980-04-15T11:00:00.000Z", 15),  # UTC-11
+    ("1980-04-15T10:00:00.000Z", 15),  # BlackBerry: local noon at UTC+2
+])
+def test_birthday_is_the_date_the_device_meant(sent: str, day: int) -> None:
+    contact = contacts.parse(device_data(f"<C:Birthday>{sent}</C:Birthday><C:Anniversary>{sent}</C:Anniversary>"),
+                             Version("14.1"))
+    assert contact.birthday == contact.anniversary == datetime(1980, 4, day, tzinfo=UTC)
 
 
 def test_picture_over_the_limit_is_not_sent() -> None:
@@ -192,8 +206,8 @@ def test_25_body_in_its_page() -> None:
 # -- Property: any contact survives write -> encode -> decode -> parse ------------------------
 
 _text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
-_dates = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)).map(
-    lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC))
+_dates = st.dates(min_value=datetime(1900, 1, 1).date(), max_value=datetime(2100, 1, 1).date()).map(
+    lambda d: datetime(d.year, d.month, d.day, tzinfo=UTC))
 _TEXT_NAMES = [f.name for f in dataclasses.fields(Contact) if f.type == "str" and f.name not in ("id", "uid")]
 
 

@@ -7,7 +7,7 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from eas.items import pim
@@ -215,10 +215,20 @@ def _picture(node: Node) -> bytes | None:
         raise pim.bad("Picture is not base64") from None
 
 
+def _day(node: Node) -> datetime:
+    """Birthday and Anniversary (MS-ASCNTC 2.2.2.6, 2.2.2.2): only the date counts, and
+    devices send their local midnight in UTC (1980-04-14T22:00Z for the 15th at UTC+2,
+    1980-04-15T05:00Z at UTC-5; BlackBerry sends local noon). The nearest UTC midnight
+    is that date for every zone from UTC-11 to UTC+12."""
+    value = pim.date(node)
+    midnight = value.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + timedelta(days=1) if value - midnight >= timedelta(hours=12) else midnight
+
+
 _PARSERS: dict[int, Callable[[Node], Any]] = {tag: pim.text for tag in _TEXT_FIELDS}
 _PARSERS.update({
-    C.Birthday: pim.date,
-    C.Anniversary: pim.date,
+    C.Birthday: _day,
+    C.Anniversary: _day,
     C.Children: lambda n: pim.strings(n, C.Child),
     C.Categories: lambda n: pim.strings(n, C.Category, pim.MAX_CATEGORY),
     C.Picture: _picture,
