@@ -218,8 +218,8 @@ def _picture(node: Node) -> bytes | None:
 def _day(node: Node) -> datetime:
     """Birthday and Anniversary (MS-ASCNTC 2.2.2.6, 2.2.2.2): only the date counts, and
     devices send their local midnight in UTC (1980-04-14T22:00Z for the 15th at UTC+2,
-    1980-04-15T05:00Z at UTC-5; BlackBerry sends local noon). The nearest UTC midnight
-    is that date for every zone from UTC-11 to UTC+12."""
+    1980-04-15T05:00Z at UTC-5). The nearest UTC midnight is that date for every zone
+    from UTC-11 to UTC+12 (BlackBerry's local noon only east of UTC)."""
     value = pim.date(node)
     midnight = value.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight + timedelta(days=1) if value - midnight >= timedelta(hours=12) else midnight
