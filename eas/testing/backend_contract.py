@@ -42,6 +42,7 @@ from eas.backend import (
     FolderNotFound,
     FolderType,
     ItemNotFound,
+    MailboxQuery,
     Oof,
     SendFailed,
     SpecialFolder,
@@ -444,6 +445,52 @@ class BackendContract:
             [new] = set(await b.item_stamps(other, inbox.id)) - before
             [mail] = await b.fetch_emails(other, inbox.id, [new])
             assert mail.subject == "Across" and mail.read is False
+
+        run(scenario())
+
+    # -- search --------------------------------------------------------------------------
+
+    def test_search_mailbox(self, subject: Subject) -> None:
+        async def scenario() -> None:
+            b, u = subject.backend, subject.user
+            inbox = await folder_of(b, u, FolderType.INBOX)
+            drafts = await folder_of(b, u, FolderType.DRAFTS)
+            day = datetime(2024, 5, 1, 12, tzinfo=UTC)
+            first, _ = await b.add_email(u, inbox.id, message("Zebra crossing", date=day))
+            second, _ = await b.add_email(u, inbox.id, message("Other", date=day + timedelta(days=1),
+                                                               body="About the ZEBRA.\r\n"))
+            third, _ = await b.add_email(u, drafts.id, message("Zebra draft", date=day + timedelta(days=2)))
+            await b.add_email(u, inbox.id, message("Unrelated", date=day + timedelta(days=3)))
+            found = await b.search_mailbox(u, MailboxQuery(text="zebra"), 10)
+            assert found == [(drafts.id, third), (inbox.id, second), (inbox.id, first)]  # newest first
+            assert await b.search_mailbox(u, MailboxQuery(text="zebra", folder_ids=[inbox.id]), 10) == [
+                (inbox.id, second), (inbox.id, first)]
+            assert await b.search_mailbox(u, MailboxQuery(text="zebra"), 1) == [(drafts.id, third)]
+            window = MailboxQuery(text="zebra", received_after=day, received_before=day + timedelta(days=2))
+            assert await b.search_mailbox(u, window, 10) == [(inbox.id, second)]  # both bounds exclusive
+            for bad in BAD_IDS:
+                try:
+                    assert await b.search_mailbox(u, MailboxQuery(folder_ids=[bad]), 10) == []
+                except FolderNotFound:
+                    pass
+
+        run(scenario())
+
+    def test_search_directory_with_own_contacts(self, subject: Subject) -> None:
+        from eas.items.contacts import Contact
+
+        async def scenario() -> None:
+            b, u = subject.backend, subject.user
+            contacts = await folder_of(b, u, FolderType.CONTACTS)
+            await b.add_item(u, contacts.id, Contact(first_name="Quentin", last_name="Quux",
+                                                     email1_address="quentin@quux.example"))
+            found = await b.search_directory(u, "QUUX", 10, contacts=True)
+            mine = [p for p in found if p.email == "quentin@quux.example"]
+            assert len(mine) == 1 and mine[0].contact and "Quentin" in mine[0].display_name
+            assert all(not p.contact for p in await b.search_directory(u, "quux", 10))
+            assert len(await b.search_directory(u, "e", 1, contacts=True)) <= 1
+            for hostile in ("%", "_", "' OR 1=1 --", "\x00", "x" * 1000):
+                assert isinstance(await b.search_directory(u, hostile, 10, contacts=True), list)
 
         run(scenario())
 
