@@ -223,3 +223,14 @@ def test_windows_name_maps_to_the_canonical_zone() -> None:
 @pytest.mark.parametrize("year", [1, 1900, 9999])
 def test_extreme_years_do_not_crash(year: int) -> None:
     assert len(tz.to_blob("Europe/Berlin", year)) == 172
+
+
+def test_named_blobs_need_no_index() -> None:
+    """Our blobs and Windows-named ones are matched without building the all-zones index
+    (about a second of CPU on a busy machine)."""
+    tz._index.cache_clear()
+    assert tz.from_blob(tz.to_blob("Australia/Sydney", 2026), 2026) == "Australia/Sydney"
+    assert tz.from_wire(PACIFIC) == "America/Los_Angeles"
+    assert tz._index.cache_info().currsize == 0
+    assert tz.from_wire(EASTERN_SHORT_NAMES) == "America/New_York"  # "EST": this one needs it
+    assert tz._index.cache_info().currsize == 1
