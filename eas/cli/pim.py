@@ -84,7 +84,7 @@ def _batches(text: str, folder: str | None) -> list[tuple[str, list[str]]]:
 
 
 def import_file(args: argparse.Namespace) -> int:
-    from eas.store.pim import UidExists
+    from eas.backend import BackendError
 
     store = _existing_store(args)
     email = _known_user(store, args.user)
@@ -92,7 +92,7 @@ def import_file(args: argparse.Namespace) -> int:
     notify.publish_changes(store, server.notifier(server.data_dir(args.data_dir)))
     try:
         done = store.import_batches(email, batches)
-    except (ValueError, UidExists) as e:
+    except (ValueError, BackendError) as e:  # a bad item, an event there already, an item too large
         raise UsageError(f"nothing imported: {e}") from None
     for (folder, _), ids in zip(batches, done, strict=True):
         print(f"imported {len(ids)} item{'s' if len(ids) != 1 else ''} into {email} {folder}")
@@ -135,6 +135,7 @@ def merge_ical(texts: list[str]) -> str:
                     continue
                 zones.add(tzid)
             merged.add_component(comp)
+    merged.add_missing_timezones()  # the store keeps IANA zones by reference
     return str(merged.to_ical().decode())
 
 

@@ -427,18 +427,22 @@ def calendar_components(cal: Calendar) -> list[icalendar.Event]:
     return out
 
 
-def _wrap(components: Iterable[Component]) -> str:
+def _wrap(components: Iterable[Component], vtimezone: bool = True) -> str:
     vcal = icalendar.Calendar()
     vcal.add("PRODID", PRODID)
     vcal.add("VERSION", "2.0")
     for c in components:
         vcal.add_component(c)
-    vcal.add_missing_timezones()
+    if vtimezone:
+        vcal.add_missing_timezones()
     return str(vcal.to_ical().decode())
 
 
-def calendar_to_ical(cal: Calendar, *, keep_from: str | None = None) -> str:
-    """A VCALENDAR with the event, its overrides and the VTIMEZONE of its zone.
+def calendar_to_ical(cal: Calendar, *, keep_from: str | None = None, vtimezone: bool = True) -> str:
+    """A VCALENDAR with the event, its overrides and the VTIMEZONE of its zone (unless
+    ``vtimezone`` is False: the store leaves IANA zones by reference, RFC 7809, since a
+    generated VTIMEZONE lists every transition and makes each item ~8 KB to parse;
+    ``eas export`` adds them).
     ``keep_from`` is the stored text a device's change replaces: when its RRULE is one EAS
     cannot express and the device sent back the closest pattern unchanged, that RRULE
     stays (the device changed something else)."""
@@ -454,7 +458,7 @@ def calendar_to_ical(cal: Calendar, *, keep_from: str | None = None) -> str:
                 master.pop("RRULE")
                 for prop in _as_list(old.get("RRULE")):
                     master.add("RRULE", prop)
-    return _wrap(components)
+    return _wrap(components, vtimezone)
 
 
 def _reminder(component: Component, start: datetime | None, end: datetime | None) -> int | None:
@@ -602,7 +606,17 @@ def _cancelled_instance(override: Component) -> bool:
     return _text(override, "STATUS").upper() == "CANCELLED" and "X-EAS-MEETINGSTATUS" not in override
 
 
-def _parse(text: str | bytes) -> list[Component]:
+def parse(text: str | bytes) -> Component:
+    """The (first) VCALENDAR of a text, for the functions here that take text or one
+    parsed VCALENDAR (a caller with several questions parses once). ``ICalError``."""
+    return _parse(text)[0]
+
+
+def _parse(text: str | bytes | Component) -> list[Component]:
+    if isinstance(text, Component):
+        if text.name != "VCALENDAR":
+            raise ICalError(f"a {text.name}, not a VCALENDAR")
+        return [text]
     if isinstance(text, str):
         text = text.encode("utf-8", "surrogateescape")
     if len(text) > MAX_ICAL:
@@ -865,7 +879,7 @@ def split_ical(text: str | bytes) -> list[str]:
     return out
 
 
-def read_ical(text: str | bytes, *, zone: str = "UTC", owner: str = "") -> list[ICalItem]:
+def read_ical(text: str | bytes | Component, *, zone: str = "UTC", owner: str = "") -> list[ICalItem]:
     """Every item of a file: events (a master and its overrides grouped by UID), tasks and
     notes, in file order by kind. ``ICalError`` for text that is not iCalendar or holds an
     unreadable value."""
@@ -901,7 +915,7 @@ def item_to_ical(item: ICalItem) -> str:
 
 # -- expansion -----------------------------------------------------------------------------
 
-def occurrences(text: str | bytes, window_start: datetime | None = None, window_end: datetime | None = None,
+def occurrences(text: str | bytes | Component, window_start: datetime | None = None, window_end: datetime | None = None,
                 *, zone: str = "UTC", limit: int = 100_000) -> tuple[list[tuple[datetime, datetime, Component]], bool]:
     """The occurrences of the event of a stored VCALENDAR that overlap the window, as
     ``(start, end, component)`` in UTC, with overrides in place of their instances and
@@ -1005,17 +1019,17 @@ def _rrule(text_rule: str, local_start: datetime, zone: str) -> du_rrule.rrule:
         raise ICalError(f"bad RRULE {text_rule!r}: {e}") from None
 
 
-def event_span(text: str | bytes, *, zone: str = "UTC") -> tuple[datetime | None, datetime | None]:
+def event_span(text: str | bytes | Component, *, zone: str = "UTC") -> tuple[datetime | None, datetime | None]:
     """``(first start, last end)`` of a stored event in UTC; the end is None for a series
     without end. What the store's ``starts``/``ends`` columns hold."""
     vcal = _parse(text)[0]
     master = next((e for e in vcal.walk("VEVENT") if "RECURRENCE-ID" not in e), None)
     if master is not None and master.get("RRULE") is not None and not all(
             "COUNT" in r or "UNTIL" in r for r in _as_list(master.get("RRULE"))):
-        first, _ = occurrences(text, None, _instant(_dt(master, "DTSTART") or datetime.now(UTC), "UTC")
+        first, _ = occurrences(vcal, None, _instant(_dt(master, "DTSTART") or datetime.now(UTC), "UTC")
                                + timedelta(days=1), zone=zone, limit=1)
         return (first[0][0] if first else None), None
-    found, finite = occurrences(text, zone=zone)
+    found, finite = occurrences(vcal, zone=zone)
     if not found and master is not None and _dt(master, "DTSTART") is not None:
         # A rule with no occurrence at all (UNTIL before DTSTART): the event as written.
         ev_zone = _ev_zone(master, _default_zone(vcal, zone))
@@ -1103,6 +1117,5 @@ def without_occurrence(text: str, instance: datetime) -> str:
 
 
 def _refresh_zones(vcal: Component) -> str:
-    if isinstance(vcal, icalendar.Calendar):
-        vcal.add_missing_timezones()
+    """The changed series as text, its VTIMEZONEs as they were (see ``calendar_to_ical``)."""
     return str(vcal.to_ical().decode())

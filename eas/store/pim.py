@@ -89,11 +89,12 @@ class PimStore:
         return int(row[0]), str(row[1]), str(row[2])
 
     def _write(self, conn: sqlite3.Connection, user_id: int, fid: int, cls: str, text: str, uid: str,
-               iid: int | None = None) -> tuple[int, int]:
-        """Insert (``iid`` None) or replace an item's text and listing columns: ``(id, stamp)``."""
+               iid: int | None = None, columns: _Columns | None = None) -> tuple[int, int]:
+        """Insert (``iid`` None) or replace an item's text and listing columns (``columns``
+        when the caller has them): ``(id, stamp)``."""
         if len(text) > MAX_ITEM:
             raise QuotaExceeded(f"item larger than {MAX_ITEM} characters")
-        starts, ends, complete, search = _columns(cls, text)
+        starts, ends, complete, search, _ = columns or _columns(cls, text)
         stamp = self._next_stamp(conn)
         if iid is None:
             if conn.execute("SELECT count(*) FROM items WHERE folder_id = ?", (fid,)).fetchone()[0] >= \
@@ -287,14 +288,18 @@ class PimStore:
                 user_id, fid, cls = self._admin_folder(conn, user, folder_name)
                 ids: list[str] = []
                 for item in items:
+                    columns = None
                     if isinstance(item, str):
-                        parsed = _parse(cls, item, user.lower())  # ValueError (ICalError) for bad text
-                        text, uid = item, parsed.uid
+                        if len(item) > MAX_ITEM:
+                            raise QuotaExceeded(f"item larger than {MAX_ITEM} characters")
+                        columns = _columns(cls, item)  # ValueError (ICalError) for bad text
+                        text, uid = item, columns[4].uid
                         if not uid:
-                            text, uid = _text(cls, parsed)
+                            text, uid = _text(cls, columns[4])
+                            columns = None
                     else:
                         text, uid = _text(cls, item)
-                    ids.append(str(self._write(conn, user_id, fid, cls, text, uid)[0]))
+                    ids.append(str(self._write(conn, user_id, fid, cls, text, uid, columns=columns)[0]))
                 out.append(ids)
                 touched.add(str(fid))
             changed[user.strip().lower()] = touched
@@ -345,12 +350,13 @@ def _text(cls: str, item: object, *, uid: str = "", previous: str | None = None)
 
         return vcard.to_vcard(item), uid  # type: ignore[arg-type]
     if cls == "Calendar":
-        return ical.calendar_to_ical(item, keep_from=previous), uid  # type: ignore[arg-type]
+        return ical.calendar_to_ical(item, keep_from=previous, vtimezone=False), uid  # type: ignore[arg-type]
     return ical.item_to_ical(item), uid  # type: ignore[arg-type]
 
 
-def _parse(cls: str, text: str, owner: str) -> Item:
-    """The item of a stored text; ValueError (ICalError) when it does not parse."""
+def _parse(cls: str, text: Any, owner: str) -> Item:
+    """The item of a stored text (or of its parsed VCALENDAR); ValueError (ICalError)
+    when it does not parse."""
     if cls == "Contacts":
         from eas.items import vcard
 
@@ -372,16 +378,20 @@ def _parse(cls: str, text: str, owner: str) -> Item:
     raise ical.ICalError(f"no {cls} item in the text")
 
 
-def _columns(cls: str, text: str) -> tuple[int | None, int | None, int, str]:
-    """``(starts, ends, complete, search)`` of a stored text."""
-    item = _parse(cls, text, "")
+_Columns = tuple[int | None, int | None, int, str, "Item"]
+
+
+def _columns(cls: str, text: str) -> _Columns:
+    """``(starts, ends, complete, search, item)`` of a stored text, parsed once."""
+    from eas.items import ical
+
+    parsed = text if cls == "Contacts" else ical.parse(text)
+    item = _parse(cls, parsed, "")
     starts = ends = None
     complete = 0
     words: list[str] = []
     if cls == "Calendar":
-        from eas.items import ical
-
-        first, last = ical.event_span(text)
+        first, last = ical.event_span(parsed)
         starts = None if first is None else _epoch(first)
         ends = None if last is None else _epoch(last)
         words = [item.subject, item.location, item.organizer_name, item.organizer_email]  # type: ignore[union-attr]
@@ -401,7 +411,7 @@ def _columns(cls: str, text: str) -> tuple[int | None, int | None, int, str]:
     else:
         words = [item.subject]  # type: ignore[union-attr]
     search = "\n".join(dict.fromkeys(w.strip().lower() for w in words if w and w.strip()))
-    return starts, ends, complete, search
+    return starts, ends, complete, search, item
 
 
 # The store's own id and date conversions (``eas.store`` loads reference.py first, so
