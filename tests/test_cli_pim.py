@@ -251,3 +251,20 @@ def test_other_errors(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert main(["import", ALICE, str(big), "--data-dir", str(data)]) == 2
     assert "larger than" in capsys.readouterr().err
     assert stored(data) == 0
+
+
+def test_export_of_device_events_carries_their_vtimezone(data: Path) -> None:
+    from datetime import UTC, datetime
+
+    store = open_store(data)
+    start = datetime(2024, 7, 1, 7, tzinfo=UTC)
+    asyncio.run(store.add_item(ALICE, store.folder_id(ALICE, "Calendar"),
+                               Calendar(subject="From a phone", start=start, end=start.replace(hour=8),
+                                        timezone="America/New_York")))
+    store.close()
+    out = eas(data, "export", ALICE, "Calendar")
+    assert out.returncode == 0, out.stderr
+    assert "BEGIN:VTIMEZONE\nTZID:America/New_York\n" in out.stdout  # (text mode reads CRLF as LF)
+    assert "DTSTART;TZID=America/New_York:20240701T030000" in out.stdout
+    [event] = ical.read_ical(out.stdout)
+    assert isinstance(event, Calendar) and event.start == start and event.timezone == "America/New_York"
