@@ -74,8 +74,18 @@ _PHONES: tuple[tuple[str, str], ...] = (
 _ADDRESSES = (("business", "work"), ("home", "home"), ("other", ""))
 
 
+# What a WBXML string cannot carry (NUL, lone surrogates) and other control characters:
+# a contact holding one could not be sent to a device, so cards never hold them.
+_UNSENDABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def _clean(value: str) -> str:
+    return _UNSENDABLE.sub("\ufffd", value) if _UNSENDABLE.search(value) else value
+
+
 def _escape(value: str) -> str:
     """RFC 6350 3.4; a bare CR becomes a line break too, so no value can end its line."""
+    value = _clean(value)
     return (value.replace("\\", "\\\\").replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
             .replace(",", "\\,").replace(";", "\\;"))
 
@@ -204,7 +214,7 @@ def from_vcard(text: str) -> Contact:
 
 
 def _normal_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return _clean(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _logical_lines(body: str) -> Iterator[str]:
@@ -296,9 +306,9 @@ def _decode_value(value: str, params: dict[str, str]) -> str:
     raw = quopri.decodestring(value.encode("utf-8", "surrogateescape"))
     charset = params.get("CHARSET", "utf-8")
     try:
-        return raw.decode(charset)
+        return _clean(raw.decode(charset))
     except (LookupError, UnicodeDecodeError):
-        return raw.decode("latin-1")
+        return _clean(raw.decode("latin-1"))
 
 
 def _properties(body: str) -> list[_Property]:
