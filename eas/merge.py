@@ -23,6 +23,7 @@ import re
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from eas.backend import Folder, FolderType
 
@@ -106,15 +107,19 @@ class MergedBackend:
 
     @staticmethod
     def _encode(default_id: str, folder_id: str, item_id: str) -> str:
-        if folder_id == default_id and not item_id.startswith(f"{default_id}/"):
+        """The id a device sees: the default folder's own ids as they are, others (and
+        default ones holding a "/") as ``folder/item``, "%" and "/" in the folder id
+        escaped, so that the first "/" always ends it."""
+        if folder_id == default_id and "/" not in item_id:
             return item_id
-        return f"{folder_id}/{item_id}"
+        return f"{quote(folder_id, safe='')}/{item_id}"
 
     async def _decode(self, user: str, folder_id: str, item_id: str) -> tuple[str, str]:
-        """``(real folder, real item id)`` of an item id the device has."""
-        for member in await self._merged(user, folder_id) or ():
-            if item_id.startswith(f"{member}/"):
-                return member, item_id[len(member) + 1:]
+        """``(real folder, real item id)`` of an item id the device has; an id naming no
+        merged folder stays in the default one (where it is not found)."""
+        folder, sep, item = item_id.partition("/")
+        if sep and unquote(folder) in (await self._merged(user, folder_id) or ()):
+            return unquote(folder), item
         return folder_id, item_id
 
     # -- items -----------------------------------------------------------------------

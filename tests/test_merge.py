@@ -113,6 +113,18 @@ def test_a_pattern_that_is_no_regex_is_taken_literally() -> None:
     assert merge.wanted(config, request("SAMSUNGSMG991B", "")) is False
 
 
+@pytest.mark.parametrize(("folder", "item"), [
+    ("8", "1"), ("8", "a/b"), ("8", "19/2"),        # the default folder's ids, "/" in them too
+    ("19", "2"), ("19/2", "5"), ("19", "2/5"),     # other folders, "/" in folder and item ids
+])
+def test_item_ids_round_trip(folder: str, item: str) -> None:
+    view = merge.MergedBackend(None)  # type: ignore[arg-type]
+    view._members = {"8": ["8", "19", "19/2"]}
+    shown = view._encode("8", folder, item)
+    assert asyncio.run(view._decode("u", "8", shown)) == (folder, item)
+    assert (shown == item) is (folder == "8" and "/" not in item)
+
+
 # -- the hierarchy -----------------------------------------------------------------------------
 
 
