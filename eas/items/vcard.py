@@ -93,6 +93,10 @@ def _escape(value: str) -> str:
 def _fold(line: str) -> str:
     """RFC 6350 3.2: lines of at most 75 octets, continued after CRLF and a space; never
     inside a UTF-8 sequence."""
+    if line.isascii():
+        if len(line) <= 75:
+            return line
+        return "\r\n ".join([line[:75], *(line[i:i + 74] for i in range(75, len(line), 74))])
     if len(line.encode("utf-8")) <= 75:
         return line
     parts: list[str] = []
@@ -184,7 +188,6 @@ def display_name(c: Contact) -> str:
 
 # -- Reading ---------------------------------------------------------------------------------
 
-_CARD = re.compile(r"^BEGIN:VCARD\s*$(.*?)^END:VCARD\s*$", re.IGNORECASE | re.MULTILINE | re.DOTALL)
 _GROUP_NAME = re.compile(r"^(?:([A-Za-z0-9-]+)\.)?([A-Za-z0-9-]+)$")
 
 
@@ -202,38 +205,51 @@ class _Property:
 def read_vcards(text: str) -> list[Contact]:
     """Every card of a file (an export of a whole address book). Text outside the cards is
     ignored; a file without a card gives an empty list."""
-    return [_contact(_properties(m.group(1))) for m in _CARD.finditer(_normal_newlines(text))]
+    return [_contact(_properties(lines)) for lines in _cards(text)]
 
 
 def from_vcard(text: str) -> Contact:
     """The first card of ``text``; ``VCardError`` if there is none."""
-    m = _CARD.search(_normal_newlines(text))
-    if m is None:
-        raise VCardError("no BEGIN:VCARD ... END:VCARD")
-    return _contact(_properties(m.group(1)))
+    for lines in _cards(text):
+        return _contact(_properties(lines))
+    raise VCardError("no BEGIN:VCARD ... END:VCARD")
 
 
-def _normal_newlines(text: str) -> str:
-    return _clean(text.replace("\r\n", "\n").replace("\r", "\n"))
+def _cards(text: str) -> Iterator[list[str]]:
+    """The lines between each BEGIN:VCARD and its END:VCARD; a BEGIN inside a card starts
+    it again (2.1 AGENT cards are not read)."""
+    body: list[str] | None = None
+    for line in _clean(text.replace("\r\n", "\n").replace("\r", "\n")).split("\n"):
+        if line[:1] in "BbEe" and line:
+            word = line.strip().upper()
+            if word == "BEGIN:VCARD":
+                body = []
+                continue
+            if word == "END:VCARD" and body is not None:
+                yield body
+                body = None
+                continue
+        if body is not None:
+            body.append(line)
 
 
-def _logical_lines(body: str) -> Iterator[str]:
+def _logical_lines(lines: list[str]) -> Iterator[str]:
     """Unfolded lines: a line starting with a space or tab continues the one before
     (RFC 6350 3.2, RFC 2425 5.8.1); a quoted-printable line ending in ``=`` continues
-    on the next line (vCard 2.1 soft line break)."""
-    current: str | None = None
-    for line in body.split("\n"):
-        if current is not None and line[:1] in (" ", "\t"):
-            current += line[1:]
-            continue
-        if current is not None and current.endswith("=") and _is_qp(current):
-            current = current[:-1] + "=\n" + line  # kept as a soft break for quopri
-            continue
-        if current:
-            yield current
-        current = line
+    on the next line (vCard 2.1 soft line break, kept as ``=`` and a line break for
+    quopri)."""
+    current: list[str] = []
+    for line in lines:
+        if current and line[:1] in (" ", "\t"):
+            current.append(line[1:])
+        elif current and current[-1].endswith("=") and _is_qp(current[0]):
+            current += ("\n", line)
+        else:
+            if current:
+                yield "".join(current)
+            current = [line] if line else []
     if current:
-        yield current
+        yield "".join(current)
 
 
 def _is_qp(line: str) -> bool:
@@ -242,6 +258,8 @@ def _is_qp(line: str) -> bool:
 
 
 def _split_unquoted(text: str, sep: str) -> list[str]:
+    if '"' not in text:
+        return text.split(sep)
     out: list[str] = []
     current: list[str] = []
     quoted = False
@@ -289,6 +307,10 @@ def _parse_line(line: str) -> _Property | None:
 
 def _colon(line: str) -> int:
     """Where the value starts: the first colon outside a quoted parameter value."""
+    colon = line.find(":")
+    quote = line.find('"')
+    if quote < 0 or colon < quote:
+        return colon
     quoted = False
     for i, char in enumerate(line):
         if char == '"':
@@ -311,12 +333,12 @@ def _decode_value(value: str, params: dict[str, str]) -> str:
         return _clean(raw.decode("latin-1"))
 
 
-def _properties(body: str) -> list[_Property]:
+def _properties(lines: list[str]) -> list[_Property]:
     """The card's properties; Apple's labels (``item1.X-ABLabel:_$!<Spouse>!$_``) are
     added to the types of the properties of their group."""
     out: list[_Property] = []
     labels: dict[str, str] = {}
-    for line in _logical_lines(body):
+    for line in _logical_lines(lines):
         prop = _parse_line(line)
         if prop is None:
             continue
