@@ -302,8 +302,8 @@ def _json(server: ActiveSync, http: HTTPRequest) -> HTTPResponse:
     if protocol.lower() == "activesync":
         answer = {"Protocol": "ActiveSync", "Url": url}
     else:
-        parts = urlsplit(url)
-        answer = {"Protocol": "AutodiscoverV1", "Url": f"{parts.scheme}://{parts.netloc}{XML_PATH}"}
+        base = urlsplit(url)
+        answer = {"Protocol": "AutodiscoverV1", "Url": f"{base.scheme}://{base.netloc}{XML_PATH}"}
     return HTTPResponse(200, [("Content-Type", JSON_TYPE)], json.dumps(answer).encode())
 
 
