@@ -610,6 +610,10 @@ def test_deep_nesting_and_odd_content_do_not_crash() -> None:
         cal.parse(node, Version("14.1"))
 
 
+def test_empty_timezone_element_is_utc() -> None:
+    assert _parse(_START + "<calendar:Timezone/>").timezone == "UTC"
+
+
 def test_year_extremes_are_bounded() -> None:
     """A series at the end of the calendar stops instead of overflowing."""
     start = utc(9999, 12, 1, 9)

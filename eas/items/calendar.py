@@ -450,7 +450,7 @@ def parse(node: Node, version: Version, *, change: bool = False) -> Calendar:
             item.exceptions = _exceptions(child, version)
         elif tag == AirSyncBase.InstanceId:
             item.instance_id = date(child)
-    if zone_text is not None:
+    if zone_text:  # an empty Timezone element: as if absent
         try:
             item.timezone = timezone.from_wire(zone_text)
         except ProtocolError as e:
