@@ -133,6 +133,19 @@ def test_wall_clock_kept_across_dst() -> None:
     assert hours[:6] == [8] * 6 and hours[7:] == [7] * 7  # 09:00 CET, then 09:00 CEST
 
 
+def test_all_day_series_until_its_last_local_day() -> None:
+    start = datetime(2024, 7, 1, tzinfo=BERLIN).astimezone(UTC)
+    event = Calendar(uid="a", subject="camp", all_day=True, timezone="Europe/Berlin", start=start,
+                     end=start + timedelta(days=1), dtstamp=utc(2024, 1, 1),
+                     recurrence=Recurrence(type=0, until=datetime(2024, 7, 5, tzinfo=BERLIN).astimezone(UTC)))
+    text = ical.calendar_to_ical(event)
+    assert "RRULE:FREQ=DAILY;UNTIL=20240705" in text
+    days = [s.astimezone(BERLIN).date() for s, _, _ in ical.occurrences(text)[0]]
+    assert days == [date(2024, 7, d) for d in range(1, 6)]
+    back = ical.calendar_from_ical(text).recurrence
+    assert back is not None and back.until == datetime(2024, 7, 5, 23, 59, 59, tzinfo=BERLIN)
+
+
 GOOGLE = """BEGIN:VCALENDAR\r
 PRODID:-//Google Inc//Google Calendar 70.9054//EN\r
 VERSION:2.0\r

@@ -70,7 +70,7 @@ def iana_name(tzid: str | None) -> str | None:
     if match:
         candidates.append(match.group(1))
     for name in candidates:
-        if name and "/" in name or name in ("UTC",):
+        if "/" in name:
             try:
                 ZoneInfo(name)
                 return name
@@ -145,7 +145,11 @@ def recurrence_to_rrule(rec: Recurrence, start: datetime | date, until_as_date: 
         rule["COUNT"] = rec.occurrences
     elif rec.until is not None:
         until = rec.until.astimezone(UTC)
-        rule["UNTIL"] = until.date() if until_as_date else until
+        if until_as_date:  # an all-day series: the local date of its last day
+            local_zone = start.tzinfo if isinstance(start, datetime) and start.tzinfo else UTC
+            rule["UNTIL"] = rec.until.astimezone(local_zone).date()
+        else:
+            rule["UNTIL"] = until
     if rec.first_day_of_week is not None and 0 <= rec.first_day_of_week <= 6:
         rule["WKST"] = _DAYS[rec.first_day_of_week]
     return rule
@@ -1008,7 +1012,7 @@ def _span(ev: Component, zone: str) -> timedelta:
 def _rrule(text_rule: str, local_start: datetime, zone: str) -> du_rrule.rrule:
     """A dateutil rule; an UNTIL given as a date or floating time is made to match
     DTSTART, as dateutil insists."""
-    text_rule = re.sub(r"UNTIL=(\d{8})(?:;|$)", lambda m: f"UNTIL={m.group(1)}T235959Z;", text_rule).rstrip(";")
+    text_rule = re.sub(r"UNTIL=(\d{8})(?:;|$)", lambda m: f"UNTIL={m.group(1)}T235959;", text_rule).rstrip(";")
     match = re.search(r"UNTIL=(\d{8}T\d{6})(Z?)", text_rule)
     if match and not match.group(2):
         local = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=_zone(zone))
