@@ -377,3 +377,19 @@ def test_a_thousand_certificates(tmp_path: Path, pki: dict[str, Issued]) -> None
     assert elapsed < 30, elapsed
     # One more is over the limit: refused as a whole.
     assert validate(app, [*certs, pki["leaf"].b64], [pki["inter"].b64]) == ("2", [])
+
+
+def test_same_named_impostors_cost_bounded_work(tmp_path: Path, pki: dict[str, Issued]) -> None:
+    """Sixteen chain certificates all named like the real CA, none its key, and a
+    thousand certificates to check against them: each answered 3, in bounded time
+    (a few signature checks per step, not every candidate for every certificate)."""
+    impostors = [issue("Test Mail CA", pki["root"], ca=True, start=-5 * DAY, end=1000 * DAY) for _ in range(16)]
+    certs = [issue(f"u{i}", pki["inter"], eku=EMAIL, key=pki["leaf"].key).b64 for i in range(1000)]
+    app = app_for(tmp_path, pki["root"])
+    started = time.perf_counter()
+    top, each = validate(app, certs, [i.b64 for i in impostors])
+    elapsed = time.perf_counter() - started
+    assert top == "1" and each == ["3"] * 1000
+    assert elapsed < 20, elapsed
+    # A seventeenth chain certificate is over the limit.
+    assert validate(app, certs[:1], [i.b64 for i in impostors] + [pki["inter"].b64]) == ("2", [])

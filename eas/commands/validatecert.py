@@ -73,7 +73,9 @@ REVOCATION_UNKNOWN = 16
 SERVER_ERROR = 17  # top level: the command failed
 
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-MAX_CERTIFICATES = 1000  # per request, Certificates and CertificateChain each
+MAX_CERTIFICATES = 1000  # to validate, per request
+MAX_CHAIN = 16  # offered intermediates (a real chain has two or three)
+MAX_ISSUER_TRIES = 4  # same-named issuers whose signature is tried, per step up
 MAX_CERTIFICATE_TEXT = 64 * 1024  # base64 characters of one certificate
 MAX_DEPTH = 8  # certificates above the end entity
 
@@ -117,9 +119,9 @@ def _read(body: Node | None) -> tuple[list[str], list[str], bool]:
     check_crl: bool | None = None
     for child in body:
         if child.tag == VC.Certificates and certificates is None:
-            certificates = _list(child)
+            certificates = _list(child, MAX_CERTIFICATES)
         elif child.tag == VC.CertificateChain and chain is None:
-            chain = _list(child)
+            chain = _list(child, MAX_CHAIN)
         elif child.tag == VC.CheckCRL and check_crl is None:
             value = text(child).strip()
             if value not in ("0", "1"):
@@ -132,7 +134,7 @@ def _read(body: Node | None) -> tuple[list[str], list[str], bool]:
     return certificates, chain or [], bool(check_crl)
 
 
-def _list(node: Node) -> list[str]:
+def _list(node: Node, limit: int) -> list[str]:
     out = []
     for child in node:
         if child.tag != VC.Certificate or child.children:
@@ -141,7 +143,7 @@ def _list(node: Node) -> list[str]:
         if len(value) > MAX_CERTIFICATE_TEXT:
             raise Malformed("certificate too large")
         out.append(value)
-        if len(out) > MAX_CERTIFICATES:
+        if len(out) > limit:
             raise Malformed("too many certificates")
     return out
 
@@ -274,7 +276,7 @@ def _build_path(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate
         if not candidates:
             # The leaf's own issuer missing from a chain the client gave: the chain is wrong.
             return BAD_CHAIN if len(path) == 1 and intermediates else UNTRUSTED
-        issuer = next((c for c in candidates if _signed_by(current, c)), None)
+        issuer = next((c for c in candidates[:MAX_ISSUER_TRIES] if _signed_by(current, c)), None)
         if issuer is None:
             return BAD_SIGNATURE
         path.append(issuer)
@@ -282,6 +284,7 @@ def _build_path(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate
     return path
 
 
+@functools.lru_cache(maxsize=1024)  # the steps above the end entity repeat for every one
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
