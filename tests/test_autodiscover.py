@@ -367,3 +367,23 @@ def test_serve_flags_reach_autodiscover(tmp_path: Path) -> None:
                         "--trust-store", str(tmp_path / "none.pem")],
                        check=False, capture_output=True, env=_env("c"), timeout=30)
     assert r.returncode == 1 and b"none.pem" in r.stderr
+
+
+def test_the_wsgi_adapter_routes_autodiscover_too(tmp_path: Path) -> None:
+    from test_adapters import wsgiref_server
+
+    from eas.wsgi import WSGIApp
+
+    activesync, store = make_app(tmp_path)
+    try:
+        with wsgiref_server(WSGIApp(activesync)) as port:
+            s = Server(port, activesync, store)
+            _, root = s.post(request_xml(), headers={"Host": "mail.example.com"})
+            url = root.findtext("m:Response/m:Action/m:Settings/m:Server/m:Url", namespaces=M)
+            assert url == "https://mail.example.com/Microsoft-Server-ActiveSync"
+            status, _, data = s.call("GET", "/autodiscover/autodiscover.json/v1.0/alice@example.com?Protocol=ActiveSync",
+                                     headers={"Host": "mail.example.com"})
+            assert status == 200 and json.loads(data)["Url"] == url
+            assert s.call("POST", "/autodiscover/autodiscover.xml", request_xml())[0] == 401
+    finally:
+        store.close()
