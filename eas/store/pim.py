@@ -17,6 +17,7 @@ import contextlib
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -344,7 +345,7 @@ def _text(cls: str, item: object, *, uid: str = "", previous: str | None = None)
 
     _check_class(cls, item)
     uid = uid or getattr(item, "uid", "") or getattr(item, "client_uid", "") or str(uuid.uuid4()).upper()
-    item.uid = uid  # type: ignore[attr-defined]
+    item = replace(item, uid=uid)  # type: ignore[type-var]  # the caller's object stays as it was
     if cls == "Contacts":
         from eas.items import vcard
 
