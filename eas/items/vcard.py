@@ -537,8 +537,8 @@ def _pref(p: _Property) -> int:
 
 def _add_phone(c: Contact, p: _Property) -> None:
     value = _unescape(p.value).strip()
-    if value.lower().startswith("tel:"):
-        value = value[4:]
+    if p.params.get("VALUE", "").lower() == "uri" and value.lower().startswith("tel:"):
+        value = value[4:]  # 4.0 (RFC 3966); a 3.0 text value is kept as written
     if not value:
         return
     for types, slots in _TEL_SLOTS:
