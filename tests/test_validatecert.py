@@ -354,6 +354,11 @@ def test_unreadable_trust_store_is_17(tmp_path: Path, pki: dict[str, Issued]) ->
     garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
     app = app_for(tmp_path / "2", None, trust_store=str(garbage))
     assert validate(app, [pki["leaf"].b64], [pki["inter"].b64]) == ("17", [])
+    bad_crls = tmp_path / "crls.der"
+    bad_crls.write_bytes(b"\x30\x03\x02\x01\x01")
+    (tmp_path / "3").mkdir()
+    app = app_for(tmp_path / "3", pki["root"], crl_file=str(bad_crls))
+    assert validate(app, [pki["leaf"].b64], [pki["inter"].b64]) == ("17", [])
 
 
 def test_system_bundle_by_default(tmp_path: Path, pki: dict[str, Issued]) -> None:
