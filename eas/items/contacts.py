@@ -24,7 +24,8 @@ class Contact:
     """A contact (MS-ASCNTC 2.2.2). Field names follow the protocol's element names in
     snake case; ``picture`` is the photo's bytes (JPEG), base64 on the wire; ``body`` is
     plain text. Birthday and anniversary are aware datetimes (the protocol sends them as
-    UTC instants; clients use the date)."""
+    UTC instants; clients use the date): what a device sends is read as UTC midnight of
+    the date it meant (``_day``). ``alias`` and ``weighted_rank`` are the server's (14.0+)."""
 
     id: str = ""
     uid: str = ""
