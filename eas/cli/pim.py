@@ -107,7 +107,8 @@ def export_folder(args: argparse.Namespace) -> int:
         texts = store.export_items(email, args.folder)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    out = "".join(texts) if cls == "Contacts" else merge_ical(texts)
+    # A vCard kept as imported may lack the last line break.
+    out = "".join(t if t.endswith("\n") else t + "\r\n" for t in texts) if cls == "Contacts" else merge_ical(texts)
     if args.output in (None, "-"):
         sys.stdout.write(out)
     else:
