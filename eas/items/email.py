@@ -227,9 +227,9 @@ def parse_date(text: str | bytes | None) -> datetime:
         raise ProtocolError(f"not a date: {text!r}")
     try:
         value = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset that leaves years 1-9999
         raise ProtocolError(f"not a date: {text!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # -- Writing a mail --------------------------------------------------------------------------
