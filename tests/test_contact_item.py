@@ -126,11 +126,17 @@ def test_dates_use_the_asdtype_form() -> None:
     ("1980-04-15T05:00:00.000Z", 15),  # UTC-5
     ("1980-04-15T11:00:00.000Z", 15),  # UTC-11
     ("1980-04-15T10:00:00.000Z", 15),  # BlackBerry: local noon at UTC+2
+    ("1980-04-15T12:00:00.000Z", 16),  # UTC-12 (no one lives there): the one zone it gets wrong
 ])
 def test_birthday_is_the_date_the_device_meant(sent: str, day: int) -> None:
     contact = contacts.parse(device_data(f"<C:Birthday>{sent}</C:Birthday><C:Anniversary>{sent}</C:Anniversary>"),
                              Version("14.1"))
     assert contact.birthday == contact.anniversary == datetime(1980, 4, day, tzinfo=UTC)
+
+
+def test_last_day_there_is() -> None:
+    contact = contacts.parse(device_data("<C:Birthday>9999-12-31T23:00:00Z</C:Birthday>"), Version("14.1"))
+    assert contact.birthday == datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def test_picture_over_the_limit_is_not_sent() -> None:
@@ -177,6 +183,7 @@ def test_picture_with_line_breaks_is_read() -> None:
 @pytest.mark.parametrize("body", [
     "<C:Birthday>yesterday</C:Birthday>",
     "<C:Anniversary>2024-13-45T00:00:00.000Z</C:Anniversary>",
+    "<C:Birthday>0001-01-01T00:00:00+05:00</C:Birthday>",  # leaves the years datetime has
     "<C:Picture>not base64!</C:Picture>",
     "<C:Picture>" + "A" * (MAX_PICTURE_BASE64 + 4) + "</C:Picture>",
     "<C:Categories>" + "<C:Category>x</C:Category>" * 301 + "</C:Categories>",

@@ -158,6 +158,7 @@ def test_parse_a_device_add() -> None:
     "<T:Sensitivity>high</T:Sensitivity>",
     "<T:Complete>yes</T:Complete>",
     "<T:DueDate>2024-02-30T00:00:00Z</T:DueDate>",
+    "<T:UtcDueDate>9999-12-31T23:00:00-05:00</T:UtcDueDate>",
     "<T:ReminderTime></T:ReminderTime>",
     "<T:Categories>" + "<T:Category>c</T:Category>" * 10_000 + "</T:Categories>",
     "<T:Subject>" + "s" * 40_000 + "</T:Subject>",

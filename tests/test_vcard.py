@@ -253,7 +253,7 @@ def test_not_a_vcard(text: str) -> None:
 
 
 @pytest.mark.parametrize("line", [
-    "BDAY:not a date", "BDAY:99999999", "ANNIVERSARY:--13", "PHOTO;ENCODING=b:!!!",
+    "BDAY:not a date", "BDAY:99999999", "BDAY:0001-01-01T00:00:00+05:00", "BDAY:9999-12-31T23:00:00-05:00", "ANNIVERSARY:--13", "PHOTO;ENCODING=b:!!!",
     "PHOTO:data:image/jpeg,notbase64", "PHOTO;VALUE=uri:https://example.com/a.jpg", "X-EAS-WEIGHTED-RANK:-3",
     "no colon here", ";;;:", "TEL;TYPE=\"unterminated:123", "N", "ADR:;;;;;;;;;;;;;;;;;;;",
     "EMAIL:mailto:", "NOTE;ENCODING=QUOTED-PRINTABLE;CHARSET=x-unknown:=FF=FE",

@@ -7,7 +7,7 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from eas.items import pim
@@ -223,7 +223,9 @@ def _day(node: Node) -> datetime:
     from UTC-11 to UTC+12 (BlackBerry's local noon only east of UTC)."""
     value = pim.date(node)
     midnight = value.replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight + timedelta(days=1) if value - midnight >= timedelta(hours=12) else midnight
+    if value - midnight < timedelta(hours=12) or midnight.date() == date.max:
+        return midnight
+    return midnight + timedelta(days=1)
 
 
 _PARSERS: dict[int, Callable[[Node], Any]] = {tag: pim.text for tag in _TEXT_FIELDS}

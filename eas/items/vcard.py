@@ -408,7 +408,10 @@ def _parse_vcard_date(value: str) -> datetime | None:
                 parsed = datetime.strptime(compact[:15], "%Y%m%dT%H%M%S")
         except ValueError:
             return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # an offset that leaves years 1-9999
+        return None
 
 
 def _photo(prop: _Property) -> bytes | None:
