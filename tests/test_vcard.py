@@ -142,6 +142,45 @@ def test_android_21_export() -> None:
     assert c.picture == JPEG
 
 
+# Outlook (desktop) exports 2.1 with LANGUAGE parameters, X-MS- properties and a
+# quoted-printable NOTE in Windows-1252.
+OUTLOOK = (
+    "BEGIN:VCARD\r\nVERSION:2.1\r\nN;LANGUAGE=de-de:Schr\u00f6der;Karl;;Herr;\r\nFN:Karl Schr\u00f6der\r\n"
+    "ORG:Beispiel GmbH;Vertrieb\r\nTITLE:Leiter\r\n"
+    "TEL;WORK;VOICE:+49 89 100\r\nTEL;WORK;VOICE:+49 89 101\r\nTEL;HOME;VOICE:+49 89 200\r\n"
+    "TEL;CELL;VOICE:+49 151 300\r\nTEL;CAR;VOICE:+49 151 301\r\nTEL;PAGER;VOICE:+49 151 302\r\n"
+    "TEL;WORK;FAX:+49 89 109\r\nTEL;HOME;FAX:+49 89 209\r\nX-MS-TEL;VOICE;COMPANY:+49 89 0\r\n"
+    "X-MS-TEL;VOICE;ASSISTANT:+49 89 102\r\nX-MS-TEL;VOICE;RADIO:+49 89 103\r\n"
+    "ADR;WORK;PREF:;;Hauptstr. 1;M\u00fcnchen;Bayern;80331;Deutschland\r\n"
+    "LABEL;WORK;PREF;ENCODING=QUOTED-PRINTABLE:Hauptstr. 1=0D=0AM=FCnchen\r\n"
+    "X-MS-OL-DEFAULT-POSTAL-ADDRESS:2\r\nURL;WORK:http://www.beispiel.example\r\n"
+    "EMAIL;PREF;INTERNET:karl@beispiel.example\r\nX-MS-IMADDRESS:karl@im.example\r\n"
+    "BDAY:19700101\r\nX-MS-ANNIVERSARY:19951007\r\nX-MS-SPOUSE;N:Erika\r\nX-MS-MANAGER;N:Frau Chefin\r\n"
+    "NOTE;CHARSET=Windows-1252;ENCODING=QUOTED-PRINTABLE:Gr=FC=DFe an die Familie\r\n"
+    "X-MS-OL-DESIGN;CHARSET=utf-8:<card xmlns=\"http://schemas.microsoft.com/office/outlook/12/electronicbusinesscards\"/>\r\n"
+    "REV:20240101T120000Z\r\nEND:VCARD\r\n"
+)
+
+
+def test_outlook_export() -> None:
+    c = from_vcard(OUTLOOK)
+    assert (c.title, c.first_name, c.last_name) == ("Herr", "Karl", "Schr\u00f6der")
+    assert (c.company_name, c.department, c.job_title) == ("Beispiel GmbH", "Vertrieb", "Leiter")
+    assert (c.business_phone_number, c.business2_phone_number, c.home_phone_number) == (
+        "+49 89 100", "+49 89 101", "+49 89 200")
+    assert (c.mobile_phone_number, c.car_phone_number, c.pager_number) == ("+49 151 300", "+49 151 301", "+49 151 302")
+    assert (c.business_fax_number, c.home_fax_number) == ("+49 89 109", "+49 89 209")
+    assert (c.company_main_phone, c.assistant_phone_number, c.radio_phone_number) == (
+        "+49 89 0", "+49 89 102", "+49 89 103")
+    assert (c.business_address_street, c.business_address_city, c.business_address_state) == (
+        "Hauptstr. 1", "M\u00fcnchen", "Bayern")
+    assert c.web_page == "http://www.beispiel.example"
+    assert (c.email1_address, c.im_address) == ("karl@beispiel.example", "karl@im.example")
+    assert (c.birthday, c.anniversary) == (datetime(1970, 1, 1, tzinfo=UTC), datetime(1995, 10, 7, tzinfo=UTC))
+    assert (c.spouse, c.manager_name) == ("Erika", "Frau Chefin")
+    assert c.body == "Gr\u00fc\u00dfe an die Familie"
+
+
 def test_latin1_quoted_printable() -> None:
     card = "BEGIN:VCARD\nVERSION:2.1\nN;CHARSET=ISO-8859-1;ENCODING=QUOTED-PRINTABLE:G=F6del;Kurt\nEND:VCARD\n"
     assert from_vcard(card).last_name == "G\u00f6del"

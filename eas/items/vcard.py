@@ -440,6 +440,7 @@ _TEL_SLOTS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
     (frozenset({"car"}), ("car_phone_number",)),
     (frozenset({"main"}), ("company_main_phone",)),
     (frozenset({"x-company-main"}), ("company_main_phone",)),
+    (frozenset({"company"}), ("company_main_phone",)),  # Outlook: X-MS-TEL;VOICE;COMPANY
     (frozenset({"x-assistant"}), ("assistant_phone_number",)),
     (frozenset({"assistant"}), ("assistant_phone_number",)),
     (frozenset({"x-radio"}), ("radio_phone_number",)),
@@ -451,7 +452,7 @@ _TEL_SLOTS: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
     (frozenset(), ("home_phone_number", "home2_phone_number", "business_phone_number", "business2_phone_number")),
 )
 
-_IM_X = ("X-AIM", "X-ICQ", "X-JABBER", "X-MSN", "X-YAHOO", "X-SKYPE", "X-SKYPE-USERNAME", "X-GOOGLE-TALK",
+_IM_X = ("X-MS-IMADDRESS", "X-AIM", "X-ICQ", "X-JABBER", "X-MSN", "X-YAHOO", "X-SKYPE", "X-SKYPE-USERNAME", "X-GOOGLE-TALK",
          "X-GADUGADU", "X-QQ", "X-TWITTER")
 _X_ALIASES: dict[str, str] = {
     "X-EVOLUTION-MANAGER": "manager_name", "X-MS-MANAGER": "manager_name",
@@ -493,7 +494,7 @@ def _contact(props: list[_Property]) -> Contact:
                 address = address[7:]
             if address:
                 emails.append((_pref(p), index, address))
-        elif name == "TEL":
+        elif name == "TEL" or name == "X-MS-TEL":
             _add_phone(c, p)
         elif name == "ADR":
             _add_address(c, p)
