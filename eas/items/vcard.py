@@ -6,8 +6,9 @@ child, PHOTO as a data: URI, UTF-8 only, no CHARSET/ENCODING parameters). ``from
 and ``read_vcards`` read 2.1, 3.0 and 4.0 as phones, Google, Outlook and CardDAV servers
 export them: folded lines, QUOTED-PRINTABLE with its soft line breaks and CHARSET (2.1),
 bare 2.1 type parameters (``TEL;CELL``), grouped properties (``item1.TEL``), inline
-base64 photos and data: URIs, and the common X- properties of Apple, Android and
-Evolution.
+base64 photos and data: URIs, and the common X- properties of Apple, Android, Outlook
+and Evolution. Values are read without surrounding blanks; control characters (which
+WBXML cannot carry to a device) become U+FFFD both ways.
 
 The EAS fields without a vCard property go out as ``X-EAS-...`` properties. A contact
 has fixed slots (three e-mail addresses, two home phones, ...): what a card has beyond
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 
 from eas.items.contacts import Contact
 
-__all__ = ["VCardError", "from_vcard", "read_vcards", "to_vcard"]
+__all__ = ["VCardError", "display_name", "from_vcard", "read_vcards", "to_vcard"]
 
 
 class VCardError(ValueError):
