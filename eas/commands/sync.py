@@ -8,7 +8,8 @@ What the device's SyncKey means (the key table, 2.2.3.181.4):
 =============================  =====================================================
 device sends                   server does
 =============================  =====================================================
-``0``                          start over: empty snapshot, new options, key + 1, no items
+``0``                          start over: empty snapshot, new options, key + 1, no
+                               items (the state the key had stays the previous one)
 the current key                normal: apply the device's commands, send changes
 the key before it              the last response was lost: ``rewind()`` to the state
                                that key had (its snapshot and ClientIds), then normal,
@@ -22,9 +23,19 @@ A normal request, in order: the device's Add/Change/Delete/Fetch are applied and
 snapshot follows them; if anything was applied or is to be sent, the key advances
 (``advance()`` saves the state as the previous key's, so a repeat replays from here);
 then the server's changes (snapshot against ``Backend.item_stamps`` within FilterType:
-Delete, SoftDelete for mail that left the window, Change, Add newest first) go out, at
-most WindowSize of them (MoreAvailable when more remain), and only what was sent enters
-the snapshot. A collection with nothing to say keeps its key.
+Delete, SoftDelete for what left the window, Change, Add newest first) go out, at most
+WindowSize of them (MoreAvailable when more remain), and only what was sent enters the
+snapshot. A collection with nothing to say keeps its key. A device that keeps repeating
+the key of a response with items gets smaller windows and at last loses the item it
+chokes on (``eas.loops``).
+
+Item classes: mail is written by ``eas.items.email`` and takes only flag changes and
+(16.x, Drafts) draft Adds; Calendar, Contacts, Tasks and Notes (14.0+) go through their
+codec (``eas.items.codec``) whole, both ways. FilterType per class as
+``eas.pending.check_filter_type`` says. Conflict (2.2.3.34): 0 applies the device's
+Change; 1, the default, answers a Change of an item changed on the server since with
+status 7, and the server's version goes out in the same response (the snapshot still has
+the old stamp). A 16.x calendar Change or Delete with InstanceId touches one occurrence.
 
 Requests without all their collections (12.1+, 2.2.1.21.1 and 2.2.3.131): an empty body
 replays the last full request (cache key ``"sync"``), Partial merges the collections it
