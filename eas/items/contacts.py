@@ -175,10 +175,8 @@ def write(w: Writer, contact: Contact, version: Version, options: dict[str, Any]
         leaf(C.Anniversary, format_date(contact.anniversary))
     pim.write_strings(w, C.Children, C.Child, contact.children)
     pim.write_strings(w, C.Categories, C.Category, contact.categories)
-    if contact.picture:
-        picture = base64.b64encode(contact.picture).decode("ascii")
-        if len(picture) <= MAX_PICTURE_BASE64:
-            leaf(C.Picture, picture)
+    if contact.picture and (len(contact.picture) + 2) // 3 * 4 <= MAX_PICTURE_BASE64:  # its base64 length
+        leaf(C.Picture, base64.b64encode(contact.picture).decode("ascii"))
     if pim.has(C.Alias, version):
         if contact.alias:
             leaf(C.Alias, contact.alias)
