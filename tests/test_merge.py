@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,14 @@ import pytest
 from eas import merge
 from eas.backend import FolderType
 from eas.core import ActiveSync, Config
+from eas.items.calendar import Calendar
 from eas.items.contacts import Contact
+from eas.items.timezone import to_wire
 from eas.protocol.http import EASRequest
 from eas.protocol.versions import Version
 from eas.store import ReferenceStore, passwords
 from eas.tags import AirSync as A
+from eas.tags import Calendar as CAL
 from eas.tags import FolderHierarchy as FH
 from eas.tags import Ping as P
 from eas.testing.client import Client, Reply
@@ -235,5 +239,64 @@ def test_ping_on_the_merged_folder_wakes_on_any_of_them(tmp_path: Path) -> None:
         assert time.monotonic() - started < 10
         assert r.text(P.Status) == "2" and r.text(P.Folders, P.Folder) == cid
         assert list(added(collection(await sync(c, cid, key))).values()) == ["Later"]
+
+    run(scenario())
+
+
+# -- calendars ---------------------------------------------------------------------------------
+
+SOON = (datetime.now(UTC) + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+
+
+def event_xml(version: str, subject: str) -> str:
+    """A device's event (before 16.0 it names its UID; from 16.0 the server makes it)."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    uid = f"<cal:UID>dev-{subject}</cal:UID>" if version < "16" else ""
+    return (f"<cal:Timezone>{to_wire('UTC')}</cal:Timezone><cal:StartTime>{SOON.strftime(stamp)}</cal:StartTime>"
+            f"<cal:EndTime>{(SOON + timedelta(hours=1)).strftime(stamp)}</cal:EndTime>"
+            f"<cal:Subject>{subject}</cal:Subject>{uid}")
+
+
+@pytest.mark.parametrize("version", ["14.1", "16.1"])
+def test_every_calendar_in_the_default_one(tmp_path: Path, version: str) -> None:
+    async def scenario() -> None:
+        app, store = make_app(tmp_path, config=CONFIG)
+        team = await store.create_folder(ALICE, "", "Team", FolderType.USER_CALENDAR)
+        store.mount(ALICE, store.grant(BOB, "Calendar", ALICE, "rw").id)
+        folders = {"own": store.folder_id(ALICE, "Calendar"), "team": team.id, "bob": store.folder_id(BOB, "Calendar")}
+        items = {}
+        for name, owner in (("own", ALICE), ("team", ALICE), ("bob", BOB)):
+            items[name], _ = await store.add_item(owner, folders[name], Calendar(
+                subject=name.title(), start=SOON, end=SOON + timedelta(hours=1)))
+        c = client(app, version=version, **SAMSUNG)
+        await c.provision()
+        seen = await folder_ids(c)
+        assert "Team" not in seen and "Calendar (bob)" not in seen
+        cid = seen["Calendar"][0]
+
+        async def sync_cal(key: str, inner: str = "") -> Node:
+            return collection(await c.command(
+                "Sync", f'<Sync xmlns="AirSync:" xmlns:cal="Calendar:"><Collections><Collection>'
+                        f"<SyncKey>{key}</SyncKey><CollectionId>{cid}</CollectionId>{inner}</Collection>"
+                        "</Collections></Sync>"))
+
+        key = str((await sync_cal("0")).findtext(A.SyncKey))
+        got = await sync_cal(key)
+        subjects = {str(n.findtext(A.ServerId)): str(n.findtext(A.ApplicationData, CAL.Subject))
+                    for n in got.find(A.Commands) or [] if n.tag == A.Add}
+        assert sorted(subjects.values()) == ["Bob", "Own", "Team"]
+        by_subject = {v: k for k, v in subjects.items()}
+        assert by_subject["Own"] == f"{cid}:{items['own']}"
+        key = str(got.findtext(A.SyncKey))
+        # The device adds one (to the default calendar) and deletes Bob's (in his calendar).
+        done = await sync_cal(key, f"<Commands><Add><ClientId>e1</ClientId><ApplicationData>"
+                                   f"{event_xml(version, 'Lunch')}</ApplicationData></Add>"
+                                   f"<Delete><ServerId>{by_subject['Bob']}</ServerId></Delete></Commands>")
+        assert done.findtext(A.Status) == "1"
+        assert [n.findtext(A.Status) for n in done.find(A.Responses) or []] == ["1"]
+        own = await store.fetch_items(ALICE, folders["own"], list(await store.item_stamps(ALICE, folders["own"])))
+        assert sorted(getattr(e, "subject", "") for e in own) == ["Lunch", "Own"]
+        assert await store.item_stamps(BOB, folders["bob"]) == {}
+        assert list(await store.item_stamps(ALICE, folders["team"])) == [items["team"]]
 
     run(scenario())

@@ -22,10 +22,13 @@ import pytest
 
 from eas.backend import FolderType
 from eas.core import ActiveSync
+from eas.items.calendar import Calendar
+from eas.items.timezone import to_wire
 from eas.store import ReferenceStore, passwords
 from eas.store.sharing import ShareError
 from eas.tags import AirSync as A
 from eas.tags import AirSyncBase as B
+from eas.tags import Calendar as CAL
 from eas.tags import FolderHierarchy as FH
 from eas.tags import ItemOperations as IO
 from eas.tags import Move
@@ -433,5 +436,39 @@ def test_mount_wakes_a_waiting_ping_with_7_then_an_add(tmp_path: Path, version: 
         assert time.monotonic() - started < 10 and r.text(P.Status) == "7"
         [(kind, _sid, parent, name, kind_of)] = changes(await folder_sync(c, "1"))
         assert (kind, parent, name, kind_of) == ("Add", "0", "Calendar (bob)", "13")
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("version", ["14.1", "16.1"])
+def test_shared_calendar_events_sync_both_ways(tmp_path: Path, version: str) -> None:
+    async def scenario() -> None:
+        _app, store, c, fid = await setup(tmp_path, version, "Calendar")
+        start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+        event, _ = await store.add_item(BOB, fid, Calendar(subject="Trip", start=start, end=start + timedelta(hours=2)))
+        sid = {a[3]: a[1] for a in changes(await folder_sync(c, "0"))}["Calendar (bob)"]
+        cal_ns = 'xmlns="AirSync:" xmlns:cal="Calendar:"'
+
+        async def sync_cal(key: str, inner: str = "") -> Node:
+            r = await c.command("Sync", f"<Sync {cal_ns}><Collections><Collection><SyncKey>{key}</SyncKey>"
+                                        f"<CollectionId>{sid}</CollectionId>{inner}</Collection></Collections></Sync>")
+            assert r.node is not None, r
+            return r.node.find(A.Collections).children[0]  # type: ignore[union-attr]
+
+        key = str((await sync_cal("0")).findtext(A.SyncKey))
+        got = await sync_cal(key)
+        [add] = [n for n in got.find(A.Commands) or [] if n.tag == A.Add]
+        assert add.findtext(A.ServerId) == f"{sid}:{event}"
+        assert add.findtext(A.ApplicationData, CAL.Subject) == "Trip"
+        key = str(got.findtext(A.SyncKey))
+        stamp = "%Y%m%dT%H%M%SZ"
+        change = (f"<Commands><Change><ServerId>{sid}:{event}</ServerId><ApplicationData>"
+                  f"<cal:Timezone>{to_wire('UTC')}</cal:Timezone><cal:StartTime>{start.strftime(stamp)}"
+                  f"</cal:StartTime><cal:EndTime>{(start + timedelta(hours=3)).strftime(stamp)}</cal:EndTime>"
+                  "<cal:Subject>Longer trip</cal:Subject></ApplicationData></Change></Commands>")
+        assert (await sync_cal(key, change)).findtext(A.Status) == "1"
+        [stored] = await store.fetch_items(BOB, fid, [event])
+        assert isinstance(stored, Calendar) and stored.subject == "Longer trip"
+        assert stored.end == start + timedelta(hours=3)
 
     run(scenario())
