@@ -1,7 +1,8 @@
 """Folders one user shares with another, and which of them the other user syncs.
 
-An owner grants a share of one folder (or of the whole account) to a grantee with rights
-``r`` (read) or ``rw`` (read and write, deletes included). The grantee *mounts* the
+An owner grants a share of one folder (its subfolders are not part of it; or of the whole
+account) to a grantee with rights ``r`` (read) or ``rw`` (read and write, deletes
+included). The grantee *mounts* the
 shares they want on their devices: a mounted share is listed by ``folders()`` as a
 top-level folder named "Calendar (Bob)", of the user twin of its type
 (user-calendar, ...), with the owner's folder id as its id, so its server id stays as
