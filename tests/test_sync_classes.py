@@ -20,6 +20,7 @@ from eas.items.contacts import Contact
 from eas.items.notes import Note
 from eas.items.tasks import Task
 from eas.items.timezone import to_wire
+from eas.protocol.versions import Version
 from eas.tags import AirSync as A
 from eas.tags import AirSyncBase as B
 from eas.tags import Calendar as CAL
@@ -63,7 +64,7 @@ def compact(value: datetime) -> str:
 
 def _event_xml(version: str, subject: str, start: datetime = SOON, uid: str = "") -> str:
     """A device's event; before 16.0 it names its UID (from 16.0 the server makes it)."""
-    uid_xml = f"<cal:UID>{uid or 'dev-' + subject.replace(' ', '-')}</cal:UID>" if version < "16" else ""
+    uid_xml = f"<cal:UID>{uid or 'dev-' + subject.replace(' ', '-')}</cal:UID>" if Version(version) < Version("16.0") else ""
     return (f"<cal:Timezone>{to_wire('UTC')}</cal:Timezone><cal:StartTime>{compact(start)}</cal:StartTime>"
             f"<cal:EndTime>{compact(start + timedelta(hours=1))}</cal:EndTime><cal:Subject>{subject}</cal:Subject>"
             f"{uid_xml}{_body(version, 'agenda')}")
@@ -168,6 +169,12 @@ def test_device_items_reach_the_server(tmp_path: Path, name: str, version: str) 
         items = await stored(dev, kind)
         assert [getattr(i, kind.field) for i in items.values()] == ["From phone"]
         assert sid == f"{cid}:{next(iter(items))}"
+        # From 16.0 a device sends no UID: the server's comes back with the Add.
+        uid = node.findtext(A.ApplicationData, CAL.UID)
+        if name == "Calendar" and Version(version) >= Version("16.0"):
+            assert uid and uid == next(iter(items.values())).uid
+        else:
+            assert node.find(A.ApplicationData) is None
         # The response was lost: the same request again gets the same ServerId, no second item.
         key2, c = await sync(dev, kind, key0, f"<Commands>{add}</Commands>")
         assert key2 == key and responses(c)[0][1].findtext(A.ServerId) == sid  # type: ignore[arg-type]

@@ -78,6 +78,7 @@ from eas.protocol.versions import Version, has_tag
 from eas.state.model import CollectionState
 from eas.tags import AirSync as A
 from eas.tags import AirSyncBase as B
+from eas.tags import Calendar as CAL
 from eas.wbxml import Node, Writer
 
 log = logging.getLogger("eas.sync")
@@ -640,7 +641,8 @@ async def _client_commands(ctx: Context, creq: CollectionRequest, folder: hier.C
         if cmd.tag == A.Add:
             client_id = str(cmd.findtext(A.ClientId))
             status, sid = await _client_add(ctx, cmd, folder, state, client_id)
-            responses.append(("Add", client_id, sid, status))
+            uid = await _new_uid(ctx, folder, sid) if status == OK else None
+            responses.append(("Add", client_id, sid, status, uid))
             applied = applied or (status == OK and sid is not None)
             continue
         sid = str(cmd.findtext(A.ServerId))
@@ -747,6 +749,16 @@ async def _client_delete(ctx: Context, creq: CollectionRequest, folder: hier.Col
     return status
 
 
+async def _new_uid(ctx: Context, folder: hier.CollectionFolder, sid: str | None) -> str | None:
+    """The UID the server gave a device's new event: from 16.0 devices send none, and the
+    Add's response carries it (MS-ASCAL 2.2.2.46)."""
+    parsed = split_server_id(sid or "")
+    if folder.item_class != "Calendar" or ctx.version < _V16 or parsed is None:
+        return None
+    found = await ctx.backend.fetch_items(ctx.user, folder.backend_id, [parsed[1]])
+    return getattr(found[0], "uid", None) or None if found else None
+
+
 async def _same_event(ctx: Context, folder: hier.CollectionFolder, item: Any) -> str | None:
     """The id of the event of this folder with the UID of an event a device adds, if any:
     devices re-add their events after a reset, and an event is one per UID (RFC 5545)."""
@@ -847,12 +859,15 @@ def _write_responses(w: Writer, r: _Result, version: Version) -> None:
         for entry in r.responses:
             kind = entry[0]
             if kind == "Add":
-                _, client_id, sid, status = entry
+                _, client_id, sid, status, uid = entry
                 with w.tag(A.Add):
                     w.leaf(A.ClientId, client_id)
                     if sid is not None:
                         w.leaf(A.ServerId, sid)
                     w.leaf(A.Status, status)
+                    if uid:
+                        with w.tag(A.ApplicationData):
+                            w.leaf(CAL.UID, uid)
             elif kind == "Fetch":
                 _, sid, status, item = entry
                 with w.tag(A.Fetch):
