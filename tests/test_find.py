@@ -178,6 +178,18 @@ def test_invalid_requests(tmp_path: Path, body: str, expected: str) -> None:
     run(scenario())
 
 
+def test_mailbox_before_folder_sync(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        app, _ = make_app(tmp_path)
+        c = client(app, version="16.1")
+        await c.provision()
+        r = await c.command("Find", find_mail("<FreeText>x</FreeText>"))
+        assert r.text(F.Status) == "3" and r.node is not None and r.node.find(F.Response) is None
+        assert found(await c.command("Find", find_gal("alice"))) != []  # the GAL names no folder
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("version", ["14.1", "16.0"])
 def test_not_before_16_1(tmp_path: Path, version: str) -> None:
     async def scenario() -> None:

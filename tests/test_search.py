@@ -392,6 +392,16 @@ def test_mailbox_bad_queries(app: tuple[ActiveSync, ReferenceStore], query: str,
     run(scenario())
 
 
+def test_mailbox_before_folder_sync(app: tuple[ActiveSync, ReferenceStore]) -> None:
+    async def scenario() -> None:
+        c = await ready(app, "14.1")  # no FolderSync: no CollectionId to name a result with
+        assert store_status(await c.command("Search", mailbox("<FreeText>x</FreeText>"))) == "11"
+        await folder_ids(c)
+        assert store_status(await c.command("Search", mailbox("<FreeText>x</FreeText>"))) == "1"
+
+    run(scenario())
+
+
 def test_hostile_free_text_is_just_text(app: tuple[ActiveSync, ReferenceStore]) -> None:
     store = app[1]
 

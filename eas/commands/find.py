@@ -15,9 +15,9 @@ Subject, DateReceived, DisplayTo, DisplayCc, DisplayBcc, HasAttachments, Read, F
 Preview of the body (255 characters); a GAL Result the ``gal:`` properties.
 
 Status (2.2.3.177.2): 1 success; 2 the request is invalid (no SearchId GUID, no or two
-criteria, a bad query, range or option); 3 FolderSync required (a CollectionId the device
-was never sent); 4, in Response, the Range does not start at 0. The spec gives no limit
-for a Find range: up to 1000 results are returned.
+criteria, a bad query, range or option); 3 FolderSync required (no FolderSync yet, or a
+CollectionId the device was never sent); 4, in Response, the Range does not start at 0.
+The spec gives no limit for a Find range: up to 1000 results are returned.
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ async def _mailbox(ctx: Context, criterion: Node) -> tuple[str, int, int, _Write
         raise SearchFailed(INVALID_REQUEST)
     query = MailboxQuery(deep_traversal=options is not None and options.find(F.DeepTraversal) is not None)
     hierarchy = await ctx.state.hierarchy()
+    if hierarchy.sync_key == 0:  # results name CollectionIds: the device must have them
+        raise SearchFailed(FOLDER_SYNC_REQUIRED)
     item_class = "Email"
     for child in query_node.children:
         if child.tag == F.FreeText:

@@ -22,9 +22,9 @@ Store Status (2.2.3.177.13), used here: 1 success; 2 invalid request (malformed 
 range, options; Mailbox or DocumentLibrary in 2.5); 3 server error; 5 access denied
 (DocumentLibrary: this server gives no access to document libraries); 8 query too
 complex (``Or``, an ``And`` inside the ``And``, ConversationId outside it); 11 FolderSync
-required (a CollectionId the device was never sent); 12 the range asked exceeds the
-maximum (the first 100 of it are returned). gal:Picture Status: 1, 173 no picture, 174
-larger than MaxSize, 175 more pictures than MaxPictures.
+required (no FolderSync yet, or a CollectionId the device was never sent); 12 the range
+asked exceeds the maximum (the first 100 of it are returned). gal:Picture Status: 1, 173
+no picture, 174 larger than MaxSize, 175 more pictures than MaxPictures.
 """
 
 from __future__ import annotations
@@ -281,6 +281,8 @@ async def _mailbox_query(ctx: Context, node: Node | None) -> tuple[MailboxQuery,
     query = MailboxQuery()
     item_class = "Email"
     hierarchy = await ctx.state.hierarchy()
+    if hierarchy.sync_key == 0:  # results name CollectionIds: the device must have them
+        raise SearchFailed(FOLDER_SYNC_REQUIRED)
     seen: set[int] = set()
     for child in top.children:
         tag = child.tag
