@@ -359,3 +359,37 @@ def test_older_versions(tmp_path: Path) -> None:
         assert r.status == 400 and r.node is None  # no ItemOperations before 12.0
 
     run(scenario())
+
+
+def test_fetch_note_and_event_multipart(tmp_path: Path) -> None:
+    """Items of other classes in a multipart answer: their AirSyncBase Body Data goes into
+    a part as a mail's does."""
+    from datetime import UTC, datetime, timedelta
+
+    from eas.items.calendar import Calendar
+    from eas.items.notes import Note
+    from eas.tags import Calendar as CAL
+    from eas.tags import Notes as N
+
+    async def scenario() -> None:
+        _, store, c, ids, _ = await start(tmp_path, "16.1")
+        backend = {f.name: f.id for f in await store.folders(ALICE)}
+        note, _ = await store.add_item(ALICE, backend["Notes"], Note(subject="Groceries", body="milk, bread"))
+        start_at = datetime.now(UTC) + timedelta(days=2)
+        event, _ = await store.add_item(ALICE, backend["Calendar"], Calendar(
+            subject="Dentist", start=start_at, end=start_at + timedelta(hours=1), body="bring the card"))
+        r = await c.command("ItemOperations", io(fetch_item(ids["Notes"], note, body_pref(1)),
+                                                 fetch_item(ids["Calendar"], event, body_pref(1))), headers=MULTIPART)
+        parts = parse_multipart(r.body)
+        doc = decode(parts[0])
+        got_note, got_event = doc.find(IO.Response).children  # type: ignore[union-attr]
+        assert [status(got_note), status(got_event)] == ["1", "1"]
+        assert got_note.findtext(AirSync.Class) == "Notes" and got_event.findtext(AirSync.Class) == "Calendar"
+        assert got_note.findtext(IO.Properties, N.Subject) == "Groceries"
+        assert got_event.findtext(IO.Properties, CAL.Subject) == "Dentist"
+        for fetched, text in ((got_note, b"milk, bread"), (got_event, b"bring the card")):
+            body = fetched.find(IO.Properties, AirSyncBase.Body)
+            assert body is not None and body.find(AirSyncBase.Data) is None
+            assert parts[int(str(body.findtext(IO.Part)))] == text
+
+    run(scenario())

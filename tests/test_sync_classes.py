@@ -325,7 +325,8 @@ def test_no_notes_before_14(tmp_path: Path, version: str) -> None:
 # -- GetItemEstimate, ItemOperations, MoveItems -----------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "version"), [("Contacts", "2.5"), ("Tasks", "14.1"), ("Notes", "16.1")])
+@pytest.mark.parametrize(("name", "version"), [("Contacts", "2.5"), ("Tasks", "14.1"), ("Notes", "16.1"),
+                                               ("Calendar", "14.0"), ("Contacts", "16.1")])
 def test_estimate_and_fetch(tmp_path: Path, name: str, version: str) -> None:
     kind = KINDS[name]
 
