@@ -209,6 +209,15 @@ def test_gal_pictures_from_14_1(app: tuple[ActiveSync, ReferenceStore]) -> None:
     run(scenario())
 
 
+def test_pictures_of_one_response_are_bounded() -> None:
+    from eas.commands.search import MAX_PICTURE_BYTES, NO_PICTURE, PICTURE_OK, TOO_MANY_PICTURES, Pictures
+
+    pictures = Pictures()
+    quarter = b"x" * (MAX_PICTURE_BYTES // 4)
+    assert [pictures.status(quarter) for _ in range(5)] == [PICTURE_OK] * 4 + [TOO_MANY_PICTURES]
+    assert pictures.status(b"x") == TOO_MANY_PICTURES and pictures.status(None) == NO_PICTURE
+
+
 def test_gal_picture_not_sent_before_14_1(app: tuple[ActiveSync, ReferenceStore]) -> None:
     app[1].set_user_picture(BOB, JPEG)
 

@@ -62,6 +62,7 @@ TOO_MANY_PICTURES = 175
 
 MAX_RESULTS = 100  # 2.2.3.143.3: Mailbox and GAL return at most 100 results
 MAX_QUERY = 256  # characters of a GAL query or a FreeText
+MAX_PICTURE_BYTES = 4 * 1024 * 1024  # of pictures in one response
 _RANGE = re.compile(r"(\d{1,9})-(\d{1,9})")
 # The item classes a mailbox search may name (2.2.3.27.4); only mail is searched.
 _CLASSES = frozenset({"Email", "Calendar", "Contacts", "Tasks", "Notes", "SMS"})
@@ -97,11 +98,14 @@ def write_range(w: Writer, tag: int, first: int, returned: int) -> None:
 @dataclass(slots=True)
 class Pictures:
     """What a request's Picture element allows (MaxSize in bytes, MaxPictures), and how
-    many pictures the response carries so far."""
+    many pictures the response carries so far. Whatever the request allows, a response
+    carries at most ``MAX_PICTURE_BYTES`` of pictures (then 175, as for MaxPictures): a
+    hundred entries of large pictures must not make a response of a hundred megabytes."""
 
     max_size: int | None = None
     max_pictures: int | None = None
     sent: int = 0
+    sent_bytes: int = 0
 
     @classmethod
     def parse(cls, node: Node | None, max_size_tag: int, max_pictures_tag: int) -> Pictures | None:
@@ -116,9 +120,11 @@ class Pictures:
             return NO_PICTURE
         if self.max_size is not None and len(picture) > self.max_size:
             return PICTURE_TOO_LARGE
-        if self.max_pictures is not None and self.sent >= self.max_pictures:
+        if (self.max_pictures is not None and self.sent >= self.max_pictures
+                or self.sent_bytes + len(picture) > MAX_PICTURE_BYTES):
             return TOO_MANY_PICTURES
         self.sent += 1
+        self.sent_bytes += len(picture)
         return PICTURE_OK
 
 
