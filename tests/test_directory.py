@@ -103,6 +103,9 @@ def test_contacts_folder_book(store: ReferenceStore) -> None:
     found = run(store.search_directory(ALICE, "bob", 10))
     assert [p.email for p in found] == [BOB] and found[0].display_name == "Bob Brown"  # the first book wins
     assert addresses(store, CAROL, "founder") == []  # another domain's books
+    store.delete_user(DIRECTORY)  # the book's folder is gone: the book is skipped, not an error
+    assert addresses(store, ALICE, "founder") == [] and addresses(store, ALICE, "bob") == [BOB]
+    assert (("example.com", f"{DIRECTORY}/contacts")) in store.address_books()
 
 
 def test_own_contacts_come_after_the_gal(store: ReferenceStore) -> None:
