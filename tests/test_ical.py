@@ -3,11 +3,14 @@ Apple, Outlook and Thunderbird write them, and expansion checked against dateuti
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from dateutil import rrule as du
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eas.items import ical
 from eas.items.calendar import Attendee, Calendar, EventException, Recurrence
@@ -528,3 +531,53 @@ def test_occurrence_override_and_delete() -> None:
 def test_malformed_text_raises_icalerror(text: str) -> None:
     with pytest.raises(ical.ICalError):
         ical.read_ical(text)
+
+
+# -- properties ----------------------------------------------------------------------------
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Chatham"]
+
+
+@st.composite
+def recurrences(draw: st.DrawFn) -> Recurrence:
+    kind = draw(st.sampled_from([0, 1, 2, 3, 5, 6]))
+    rec = Recurrence(type=kind, interval=draw(st.integers(1, 5)) if kind in (0, 1, 2) else 1,
+                     occurrences=draw(st.integers(1, 30)))
+    if kind == 0 and draw(st.booleans()):
+        rec.day_of_week = draw(st.integers(1, 127))
+    if kind == 1:
+        rec.day_of_week = draw(st.integers(1, 127))
+    if kind in (2, 5):
+        rec.day_of_month = draw(st.integers(1, 28))
+    if kind in (3, 6):
+        rec.day_of_week = draw(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 62, 65, 127]))
+        rec.week_of_month = draw(st.integers(1, 5))
+    if kind in (5, 6):
+        rec.month_of_year = draw(st.integers(1, 12))
+    return rec
+
+
+printable = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rec=recurrences(), zone=st.sampled_from(ZONES), subject=printable, location=printable,
+       day=st.integers(0, 3000), minute=st.integers(0, 24 * 60 - 1), all_day=st.booleans())
+def test_random_events_round_trip(rec: Recurrence, zone: str, subject: str, location: str, day: int, minute: int,
+                                  all_day: bool) -> None:
+    local = datetime(2020, 1, 1, tzinfo=ZoneInfo(zone)) + timedelta(days=day)
+    if not all_day:
+        local = local.replace(hour=minute // 60, minute=minute % 60)
+    start = local.astimezone(UTC)
+    end = (local + timedelta(days=1)).astimezone(UTC) if all_day else start + timedelta(minutes=45)
+    event = Calendar(uid="prop", subject=subject, location=location, start=start, end=end, all_day=all_day,
+                     timezone=zone, dtstamp=utc(2024, 1, 1), recurrence=rec)
+    text = ical.calendar_to_ical(event)
+    back = ical.calendar_from_ical(text)
+    assert back.recurrence == rec
+    assert (back.subject, back.location) == (subject.replace("\r\n", "\n").replace("\r", "\n"),
+                                             location.replace("\r\n", "\n").replace("\r", "\n"))
+    assert (back.start, back.end, back.all_day, back.timezone) == (start, end, all_day, zone)
+    found, finite = ical.occurrences(text)
+    assert finite and 1 <= len(found) <= rec.occurrences  # type: ignore[operator]
+    assert all(s < t for (s, _, _), (t, _, _) in itertools.pairwise(found))
