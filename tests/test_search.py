@@ -6,6 +6,7 @@ the Store status of every refusal (2, 5, 8, 11, 12)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +318,28 @@ def test_mailbox_free_text_newest_first(app: tuple[ActiveSync, ReferenceStore], 
                                                   f"</search:LongId></Fetch></ItemOperations>")
         assert fetch.text(IO.Response, IO.Fetch, IO.Status) == "1", fetch.xml
         assert fetch.text(IO.Response, IO.Fetch, IO.Properties, E.Subject) == "Party"
+
+    run(scenario())
+
+
+def test_long_id_answers_smart_reply(app: tuple[ActiveSync, ReferenceStore]) -> None:
+    """A LongId from Search names the source of a SmartReply (ComposeMail Source LongId)."""
+    store = app[1]
+
+    async def scenario() -> None:
+        c = await ready(app, "14.1")
+        store.deliver(ALICE, message("Lunch", "Noon at the usual place?", "Mon, 1 Jan 2024 10:00:00 +0000",
+                                     sender=BOB))
+        await folder_ids(c)
+        [found] = results(await c.command("Search", mailbox("<FreeText>usual place</FreeText>")))
+        long_id = str(found.findtext(Search.LongId))
+        reply = (f"From: {ALICE}\r\nTo: {BOB}\r\nSubject: Re: Lunch\r\n\r\nYes.\r\n").encode()
+        r = await c.command("SmartReply", '<SmartReply xmlns="ComposeMail:"><ClientId>s1</ClientId>'
+                                          f"<Source><LongId>{long_id}</LongId></Source>"
+                                          f"<Mime>{base64.b64encode(reply).decode()}</Mime></SmartReply>")
+        assert (r.status, r.body) == (200, b""), r.xml
+        [(_, _, sent)] = store.outgoing(ALICE)
+        assert b"> Noon at the usual place?" in sent
 
     run(scenario())
 
