@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,6 +113,32 @@ def test_empty_contact_writes_nothing_and_reads_back() -> None:
     node = render(Contact(), "16.1")
     assert node.children == []
     assert contacts.parse(node, Version("16.1")) == Contact()
+
+
+@pytest.mark.parametrize(("contact", "file_as"), [
+    (Contact(file_as="Boss", first_name="Ann", last_name="Lee"), "Boss"),
+    (Contact(first_name="Ann", last_name="Lee", company_name="Acme"), "Lee, Ann"),
+    (Contact(first_name="Ann", company_name="Acme"), "Ann"),
+    (Contact(company_name="Acme", email1_address="a@acme.example"), "Acme"),
+    (Contact(email2_address="b@acme.example", nick_name="B"), "b@acme.example"),
+    (Contact(nick_name="B"), "B"),
+])
+def test_file_as_is_always_sent(contact: Contact, file_as: str) -> None:
+    """Thunderbird (TbSync) shows FileAs as the name: a contact without one gets Outlook's."""
+    node = render(contact, "14.1")
+    assert node.findtext(C.FileAs) == file_as
+    assert len(node.findall(C.FileAs)) == 1
+
+
+@pytest.mark.parametrize(("sent", "kept"), [
+    ('"Hans Muster" <hans.muster@example.com>', "hans.muster@example.com"),  # Android
+    ("Hans Muster <hans@example.com>", "hans@example.com"),
+    ("hans@example.com", "hans@example.com"),
+    ("not <an address>", "not <an address>"),
+])
+def test_named_addresses_keep_the_address(sent: str, kept: str) -> None:
+    node = device_data(f"<C:Email2Address>{html.escape(sent)}</C:Email2Address>")
+    assert contacts.parse(node, Version("12.1")).email2_address == kept
 
 
 def test_dates_use_the_asdtype_form() -> None:
@@ -235,4 +262,7 @@ def random_contacts(draw: st.DrawFn) -> Contact:
 def test_property_round_trip(contact: Contact, version: str) -> None:
     node = render(contact, version)
     back = contacts.parse(node, Version(version))
+    if not contact.file_as:  # a FileAs is always sent (test_file_as_is_always_sent)
+        assert back.file_as or not node.find(C.FileAs)
+        back.file_as = ""
     assert back == expected_back(contact, version)

@@ -57,12 +57,20 @@ def _check(module: ModuleType, tree: Node, version: str) -> None:
     except ProtocolError as e:
         assert e.status == pim.CONVERSION_ERROR
         return
+    once = _round_trip(module, item, v)
+    assert _round_trip(module, once, v) == once
+    if isinstance(item, contacts.Contact) and isinstance(once, contacts.Contact) and not item.file_as:
+        once.file_as = ""  # a FileAs is always sent (test_contact_item.test_file_as_is_always_sent)
+    assert once == item
+
+
+def _round_trip(module: ModuleType, item: object, v: Version) -> object:
     w = Writer()
     with w.tag(AirSync.ApplicationData):
         module.write(w, item, v, parse_body_options(None, v))
     written = decode(w.getvalue())
-    assert elements_outside(written, version) == []
-    assert module.parse(written, v) == item
+    assert elements_outside(written, v.text) == []
+    return module.parse(written, v)
 
 
 @settings(max_examples=60, deadline=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -163,11 +164,15 @@ _BODY_25 = (C.Body, C.BodySize, C.BodyTruncated)
 
 def write(w: Writer, contact: Contact, version: Version, options: dict[str, Any]) -> None:
     """The ApplicationData children of ``contact`` for ``version``: every non-empty
-    property, the body as the options ask (AirSyncBase from 12.0, the page's own in 2.5)."""
+    property, the body as the options ask (AirSyncBase from 12.0, the page's own in 2.5).
+    FileAs is always sent (``file_as_of``): clients show and sort by it."""
     leaf = w.leaf
+    file_as = file_as_of(contact)
+    if file_as:
+        leaf(C.FileAs, file_as)
     for tag, name in _TEXT_FIELDS.items():
         value = getattr(contact, name)
-        if value:
+        if value and tag != C.FileAs:
             leaf(tag, value)
     if contact.birthday is not None:
         leaf(C.Birthday, format_date(contact.birthday))
@@ -201,6 +206,30 @@ def parse(node: Node, version: Version) -> Contact:
     return contact
 
 
+def file_as_of(contact: Contact) -> str:
+    """The contact's FileAs, else what Outlook files a contact as: "Last, First",
+    else the name, company or first e-mail address there is (Thunderbird's TbSync shows
+    FileAs as the display name, blank when a server leaves it out)."""
+    c = contact
+    if c.file_as:
+        return c.file_as
+    if c.last_name and c.first_name:
+        return f"{c.last_name}, {c.first_name}"
+    return (c.last_name or c.first_name or c.middle_name or c.company_name or c.email1_address or c.email2_address
+            or c.email3_address or c.nick_name)
+
+
+# A device's address with a display name ("Hans Muster" <hans@example.com>, as Android
+# sends it): only the address is kept, as in any address book.
+_NAMED_ADDRESS = re.compile(r'^\s*(?:"[^"]*"|[^"<>]*)\s*<([^<>@\s]+@[^<>\s]+)>\s*$')
+
+
+def _address(node: Node) -> str:
+    value = pim.text(node)
+    m = _NAMED_ADDRESS.match(value)
+    return m.group(1) if m else value
+
+
 def _picture(node: Node) -> bytes | None:
     value = pim.text(node, MAX_PICTURE_BASE64 + 4096)  # room for line breaks some devices add
     compact = "".join(value.split())
@@ -228,6 +257,9 @@ def _day(node: Node) -> datetime:
 
 _PARSERS: dict[int, Callable[[Node], Any]] = {tag: pim.text for tag in _TEXT_FIELDS}
 _PARSERS.update({
+    C.Email1Address: _address,
+    C.Email2Address: _address,
+    C.Email3Address: _address,
     C.Birthday: _day,
     C.Anniversary: _day,
     C.Children: lambda n: pim.strings(n, C.Child),
