@@ -155,6 +155,8 @@ def test_parse_a_device_add() -> None:
     "<T:Complete>1</T:Complete>",  # MS-ASTASK: DateCompleted is required when Complete is 1
     "<T:UtcStartDate>2024-06-02T00:00:00Z</T:UtcStartDate><T:UtcDueDate>2024-06-01T00:00:00Z</T:UtcDueDate>",
     "<T:Importance>3</T:Importance>",
+    "<T:Importance>--1</T:Importance>",
+    "<T:Importance>\u0661</T:Importance>",  # a digit, but not an ASCII one
     "<T:Sensitivity>high</T:Sensitivity>",
     "<T:Complete>yes</T:Complete>",
     "<T:DueDate>2024-02-30T00:00:00Z</T:DueDate>",

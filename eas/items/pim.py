@@ -50,7 +50,8 @@ def text(node: Node, limit: int = MAX_TEXT) -> str:
 
 def integer(node: Node, lo: int, hi: int) -> int:
     value = text(node, 12).strip()
-    if value.isascii() and value.lstrip("-").isdigit() and lo <= int(value) <= hi:
+    digits = value.removeprefix("-")
+    if value.isascii() and digits.isdigit() and lo <= int(value) <= hi:
         return int(value)
     raise bad(f"{tags.name(node.tag)} must be an integer in {lo}..{hi}, not {value!r}")
 
