@@ -32,7 +32,7 @@ def _tags_of(pages: tuple[int, ...]) -> list[int]:
 
 
 _contents = st.one_of(
-    st.none(), st.just(""), st.sampled_from(["0", "1", "2", "3", "-1", "99999999999", "IPM.StickyNote", "x"]),
+    st.none(), st.just(""), st.sampled_from(["0", "1", "2", "3", "-1", "--1", " 2 ", "\u0663", "99999999999", "IPM.StickyNote", "x"]),
     st.sampled_from(["2024-02-29T10:00:00.000Z", "20240229T100000Z", "1601-01-01T00:00:00Z",
                      "0001-01-01T00:00:00+05:00", "2024-13-01T00:00:00Z", "/9j/4AAQ", "!!"]),
     st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30),
