@@ -18,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eas.backend import BusyPeriod
 from eas.commands.resolverecipients import merged_free_busy
@@ -28,7 +30,8 @@ from eas.store import ReferenceStore
 from eas.tags import ResolveRecipients as RR
 from eas.testing.client import Client, Reply
 from eas.testing.harness import client, make_app
-from eas.wbxml import Node
+from eas.wbxml import Node, Writer
+from eas.wbxml._writer import write_node
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 JPEG = b"\xff\xd8\xff\xe0" + b"face" * 30
@@ -293,3 +296,43 @@ def test_hostile_recipients(app: tuple[ActiveSync, ReferenceStore]) -> None:
         assert [n.findtext(RR.To) for n in found][3] == "x" * 256
 
     run(scenario())
+
+
+# -- random requests ---------------------------------------------------------------------------
+
+_TAGS = [RR.To, RR.Options, RR.CertificateRetrieval, RR.MaxCertificates, RR.MaxAmbiguousRecipients,
+         RR.Availability, RR.StartTime, RR.EndTime, RR.Picture, RR.MaxSize, RR.MaxPictures]
+_TEXTS = st.sampled_from(["", "0", "1", "2", "3", "9999", "-1", "x", BOB, "bob", "2030-03-04T08:00:00Z",
+                          "2030-03-05T08:00:00Z", "\ufffd", "%", "9" * 20])
+
+
+def _nodes(depth: int) -> st.SearchStrategy[Node]:
+    leaf = st.builds(Node, st.sampled_from(_TAGS), st.one_of(st.none(), _TEXTS, st.binary(max_size=8)))
+    if depth == 0:
+        return leaf
+    return st.one_of(leaf, st.builds(lambda tag, children: Node(tag, None, children),
+                                     st.sampled_from(_TAGS), st.lists(_nodes(depth - 1), max_size=4)))
+
+
+@pytest.fixture
+def device(app: tuple[ActiveSync, ReferenceStore]) -> tuple[ActiveSync, int]:
+    async def setup() -> int:
+        c = await ready(app, "14.1")
+        assert c.policy_key is not None
+        return c.policy_key
+
+    return app[0], run(setup())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(_nodes(3), max_size=5))
+def test_random_requests_get_a_status(device: tuple[ActiveSync, int], parts: list[Node]) -> None:
+    """Whatever the request holds: a ResolveRecipients response with Status 1 or 5."""
+    w = Writer()
+    with w.tag(RR.ResolveRecipients):
+        for part in parts:
+            write_node(w, part)
+    c = client(device[0], version="14.1")
+    c.policy_key = device[1]
+    r = run(c.raw("ResolveRecipients", w.getvalue()))
+    assert r.status == 200 and r.text(RR.Status) in {"1", "5"}, r.xml

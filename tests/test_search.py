@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eas.backend import FolderType
 from eas.core import ActiveSync
@@ -23,6 +25,7 @@ from eas.tags import ItemOperations as IO
 from eas.testing.client import Client, Reply
 from eas.testing.harness import client, make_app
 from eas.wbxml import Node, Writer
+from eas.wbxml._writer import write_node
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 NS = 'xmlns="Search:" xmlns:airsync="AirSync:" xmlns:email="Email:" xmlns:airsyncbase="AirSyncBase:"'
@@ -474,3 +477,49 @@ def test_malformed_bodies(app: tuple[ActiveSync, ReferenceStore]) -> None:
         assert r.status in (200, 400) and r.status != 500
 
     run(scenario())
+
+
+# -- random requests ---------------------------------------------------------------------------
+
+_REQUEST_TAGS = [Search.And, Search.Or, Search.EqualTo, Search.GreaterThan, Search.LessThan, Search.FreeText,
+                 Search.Value, Search.ConversationId, Search.Range, Search.DeepTraversal, Search.Picture,
+                 Search.MaxSize, Search.MaxPictures, Search.Query, Search.Options, Search.Name,
+                 AirSync.Class, AirSync.CollectionId, E.DateReceived, E.Subject]
+_TEXTS = st.sampled_from(["", "GAL", "Mailbox", "Email", "1", "0-5", "9-1", "2024-01-01T00:00:00Z", "budget",
+                          "%", "\ufffd", "x" * 300, "99999999999"])
+
+
+def _nodes(depth: int) -> st.SearchStrategy[Node]:
+    leaf = st.builds(Node, st.sampled_from(_REQUEST_TAGS), st.one_of(st.none(), _TEXTS, st.binary(max_size=8)))
+    if depth == 0:
+        return leaf
+    return st.one_of(leaf, st.builds(lambda tag, children: Node(tag, None, children),
+                                     st.sampled_from(_REQUEST_TAGS), st.lists(_nodes(depth - 1), max_size=4)))
+
+
+@pytest.fixture
+def searcher(app: tuple[ActiveSync, ReferenceStore]) -> tuple[ActiveSync, int]:
+    """The app and the policy key of a 14.1 device that did its FolderSync."""
+    async def setup() -> int:
+        c = await ready(app, "14.1")
+        await folder_ids(c)
+        assert c.policy_key is not None
+        return c.policy_key
+
+    return app[0], run(setup())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(["GAL", "Mailbox", "DocumentLibrary", ""]), parts=st.lists(_nodes(3), max_size=4))
+def test_random_search_requests_get_a_store_status(searcher: tuple[ActiveSync, int], name: str,
+                                                   parts: list[Node]) -> None:
+    """Whatever a Store holds, the answer is a Search response with a Store status of the
+    spec, never an HTTP error."""
+    w = Writer()
+    with w.tag(Search.Search), w.tag(Search.Store):
+        w.leaf(Search.Name, name)
+        for part in parts:
+            write_node(w, part)
+    c = client(searcher[0], version="14.1")
+    c.policy_key = searcher[1]
+    assert store_status(run(c.raw("Search", w.getvalue()))) in {"1", "2", "5", "8", "11", "12"}
