@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eas.backend import FolderType
 from eas.store import ReferenceStore
@@ -20,7 +22,8 @@ from eas.tags import Find as F
 from eas.tags import FolderHierarchy as FH
 from eas.testing.client import Client, Reply
 from eas.testing.harness import client, make_app
-from eas.wbxml import Node
+from eas.wbxml import Node, Writer
+from eas.wbxml._writer import write_node
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 NS = 'xmlns="Find:" xmlns:airsync="AirSync:"'
@@ -212,3 +215,45 @@ def test_a_second_search_sees_new_mail(tmp_path: Path) -> None:
         assert subjects(await c.command("Find", find_mail("<FreeText>zebra</FreeText>", search_id=sid))) == ["Zebra"]
 
     run(scenario())
+
+
+# -- random requests ---------------------------------------------------------------------------
+
+_TAGS = [F.SearchId, F.ExecuteSearch, F.MailBoxSearchCriterion, F.GalSearchCriterion, F.Query, F.FreeText,
+         F.Options, F.Range, F.DeepTraversal, F.Picture, F.MaxSize, F.MaxPictures, AirSync.Class,
+         AirSync.CollectionId]
+_TEXTS = st.sampled_from(["", "0-9", "1-2", "9-1", "Email", "1", "budget", "brown", str(uuid.UUID(int=7)), "%",
+                          "\ufffd", "x" * 300])
+
+
+def _nodes(depth: int) -> st.SearchStrategy[Node]:
+    leaf = st.builds(Node, st.sampled_from(_TAGS), st.one_of(st.none(), _TEXTS, st.binary(max_size=8)))
+    if depth == 0:
+        return leaf
+    return st.one_of(leaf, st.builds(lambda tag, children: Node(tag, None, children),
+                                     st.sampled_from(_TAGS), st.lists(_nodes(depth - 1), max_size=4)))
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> tuple[Any, int]:
+    async def prepare() -> tuple[Any, int]:
+        c, _, _ = await setup(tmp_path)
+        assert c.policy_key is not None
+        return c.transport, c.policy_key
+
+    return run(prepare())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(_nodes(4), max_size=4))
+def test_random_requests_get_a_status(device: tuple[Any, int], parts: list[Node]) -> None:
+    """Whatever the request holds: a Find response with Status 1 to 3 (4 in a Response)."""
+    w = Writer()
+    with w.tag(F.Find):
+        for part in parts:
+            write_node(w, part)
+    c = Client(device[0], ALICE, "alice-secret", version="16.1", policy_key=device[1])
+    r = run(c.raw("Find", w.getvalue()))
+    assert r.status == 200 and r.text(F.Status) in {"1", "2", "3"}, r.xml
+    if r.text(F.Status) == "1":
+        assert r.text(F.Response, F.Status) in {"1", "4"}
