@@ -181,6 +181,14 @@ def test_outlook_export() -> None:
     assert c.body == "Gr\u00fc\u00dfe an die Familie"
 
 
+def test_po_box_and_extended_address_join_the_street() -> None:
+    c = from_vcard("BEGIN:VCARD\nVERSION:3.0\nN:A;;;;\nADR;TYPE=work:PO Box 7;Suite 100;1 Main St;Springfield;IL;62701;USA\n"
+                   "END:VCARD\n")
+    assert c.business_address_street == "1 Main St\nSuite 100\nPO Box 7"
+    assert (c.business_address_city, c.business_address_state, c.business_address_postal_code) == (
+        "Springfield", "IL", "62701")
+
+
 def test_latin1_quoted_printable() -> None:
     card = "BEGIN:VCARD\nVERSION:2.1\nN;CHARSET=ISO-8859-1;ENCODING=QUOTED-PRINTABLE:G=F6del;Kurt\nEND:VCARD\n"
     assert from_vcard(card).last_name == "G\u00f6del"

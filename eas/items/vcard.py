@@ -558,8 +558,8 @@ def _add_phone(c: Contact, p: _Property) -> None:
 
 def _add_address(c: Contact, p: _Property) -> None:
     parts = [*_split(p.value, ";"), "", "", "", "", "", "", ""]
-    _po_box, extended, street, city, region, postal, country = (x.strip() for x in parts[:7])
-    street = "\n".join(x for x in (street, extended) if x)
+    po_box, extended, street, city, region, postal, country = (x.strip() for x in parts[:7])
+    street = "\n".join(x for x in (street, extended, po_box) if x)  # EAS has one street field
     prefix = "business" if "work" in p.types else "home" if "home" in p.types else "other"
     if any(getattr(c, f"{prefix}_address_{k}") for k in ("street", "city", "state", "postal_code", "country")):
         return  # the slot is taken: a contact has one address of each kind
