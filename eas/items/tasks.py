@@ -75,11 +75,15 @@ def write(w: Writer, task: Task, version: Version, options: dict[str, Any]) -> N
 
 
 def _write_pair(w: Writer, local_tag: int, utc_tag: int, local: datetime | None, utc: datetime | None) -> None:
-    if local is None and utc is None:
-        return
-    local_value = local if local is not None else _as_utc(utc).replace(tzinfo=None)
-    w.leaf(local_tag, format_date(local_value.replace(tzinfo=None)))
-    w.leaf(utc_tag, format_date(utc if utc is not None else local_value))
+    """A local date and its UTC twin (both or neither): one alone stands for both."""
+    if utc is None:
+        if local is None:
+            return
+        utc = local.replace(tzinfo=UTC)
+    elif local is None:
+        local = utc.astimezone(UTC) if utc.tzinfo is not None else utc
+    w.leaf(local_tag, format_date(local.replace(tzinfo=None)))
+    w.leaf(utc_tag, format_date(utc))
 
 
 def _with_start(rec: Recurrence, task: Task) -> Recurrence:
@@ -88,11 +92,6 @@ def _with_start(rec: Recurrence, task: Task) -> Recurrence:
         return rec
     start = task.utc_start_date or task.utc_due_date
     return dataclasses.replace(rec, start=start) if start is not None else rec
-
-
-def _as_utc(value: datetime | None) -> datetime:
-    assert value is not None
-    return value.astimezone(UTC) if value.tzinfo is not None else value
 
 
 def parse(node: Node, version: Version) -> Task:
