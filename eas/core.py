@@ -39,7 +39,7 @@ from eas.protocol.http import (
     gzip_body,
     parse_request,
 )
-from eas.protocol.versions import Version, command_in_version
+from eas.protocol.versions import Version, command_in_version, has_tag
 from eas.state.model import DeviceRecord
 from eas.state.session import DeviceState
 from eas.state.store import StateStore
@@ -435,7 +435,8 @@ def _error_response(error: EASError, request: EASRequest | None) -> HTTPResponse
         return HTTPResponse(st.UNAUTHORIZED, headers, b"")
     if request is not None and error.status is not None and request.version >= Version("14.0"):
         info = commands.COMMANDS.get(request.command)
-        if info is not None and info.root is not None and info.status is not None:
+        if (info is not None and info.root is not None and info.status is not None
+                and has_tag(info.root, request.version) and has_tag(info.status, request.version)):
             w = Writer()
             with w.tag(info.root):
                 w.leaf(info.status, error.status)
