@@ -424,3 +424,32 @@ def test_serve_tuning_flags_reach_the_core(tmp_path: Path) -> None:
             assert len(collection.find(AirSync.Commands).findall(AirSync.Add)) == 2  # type: ignore[union-attr]
 
         asyncio.run(scenario())
+
+
+def test_serve_merge_flag_reaches_the_core(tmp_path: Path) -> None:
+    """--merge-folders-for: a device whose DeviceType matches sees one calendar, others all."""
+    data = tmp_path / "data"
+    assert eas("user", "add", "bob@example.com", "--password", "pw", data_dir=data).returncode == 0
+    with serving(data, "--no-tls", "--merge-folders-for", "SAMSUNG") as server:
+
+        async def calendars(c: Client) -> list[str]:
+            await c.provision()
+            r = await c.command("FolderSync", '<FolderSync xmlns="FolderHierarchy:"><SyncKey>0</SyncKey></FolderSync>')
+            changes = r.node.find(FH.Changes) if r.node is not None else None
+            assert changes is not None
+            return sorted(str(a.findtext(FH.DisplayName)) for a in changes.findall(FH.Add)
+                          if a.findtext(FH.Type) in ("8", "13"))
+
+        async def scenario() -> None:
+            phone = Client(http(server.port), "bob@example.com", "pw", version="14.1", device_id="Phone1",
+                           device_type="iPhone")
+            assert await calendars(phone) == ["Calendar"]
+            r = await phone.command("FolderCreate", '<FolderCreate xmlns="FolderHierarchy:"><SyncKey>1</SyncKey>'
+                                    '<ParentId>0</ParentId><DisplayName>Work</DisplayName><Type>13</Type></FolderCreate>')
+            assert r.text(FH.Status) == "1"
+            assert await calendars(phone) == ["Calendar", "Work"]
+            samsung = Client(http(server.port), "bob@example.com", "pw", version="14.1", device_id="Galaxy1",
+                             device_type="SAMSUNGSMG991B")
+            assert await calendars(samsung) == ["Calendar"]
+
+        asyncio.run(scenario())

@@ -33,7 +33,9 @@ def serve(args: argparse.Namespace) -> int:
                     trust_forwarded_proto=args.trust_forwarded_proto,
                     autodiscover_redirects=_redirects(args.autodiscover_redirect),
                     autodiscover_get_redirect=_url(args.autodiscover_get_redirect, "--autodiscover-get-redirect"),
-                    trust_store=args.trust_store or "", crl_file=args.crl_file or "")
+                    trust_store=args.trust_store or "", crl_file=args.crl_file or "",
+                    merge_folders_for=tuple(args.merge_folders_for or ()),
+                    loop_detection=not args.no_loop_detection)
     for path in (config.trust_store, config.crl_file):
         if path:
             with open(path, "rb"):  # unreadable: an I/O error now, not a Status 17 on every ValidateCert
@@ -98,6 +100,12 @@ def add_parser(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
                         metavar="S", help="that delay (default %(default)s s)")
     tuning.add_argument("--max-window-size", type=int, default=default("max_window_size"), metavar="N",
                         help="most items per collection in one Sync response (default %(default)s)")
+    tuning.add_argument("--merge-folders-for", action="append", metavar="PATTERN",
+                        help="show all calendars, address books, task and note lists as one folder each to "
+                             "devices whose DeviceType or User-Agent starts with PATTERN (case-insensitive "
+                             "regular expression; repeatable), for clients that sync one folder per type")
+    tuning.add_argument("--no-loop-detection", action="store_true",
+                        help="do not narrow the window for, nor skip items of, devices that repeat a SyncKey")
     discovery = p.add_argument_group("autodiscover and certificates")
     discovery.add_argument("--public-url", metavar="URL",
                            help="the ActiveSync URL Autodiscover gives out (default: from the request's Host, https)")

@@ -571,7 +571,7 @@ class BackendContract:
             stamp = await b.change_item(u, cal.id, recent_id, got)
             assert stamp != recent_stamp and (await b.item_stamps(u, cal.id))[recent_id] == stamp
             [again] = await b.fetch_items(u, cal.id, [recent_id])
-            assert again.subject == "Contract changed" and again.uid == got.uid
+            assert isinstance(again, Calendar) and again.subject == "Contract changed" and again.uid == got.uid
             await b.delete_item(u, cal.id, old_id, permanently=False)
             assert set(await b.item_stamps(u, cal.id)) == {recent_id, series_id}
             for bad in BAD_IDS:
