@@ -146,6 +146,9 @@ class Calendar:
     # from anywhere else): on a Change, an absent element may mean "as before" (ghosted,
     # MS-ASCAL 3.1.5.3: in 16.x every absent top-level element), see ``merge_change``.
     sent: frozenset[str] | None = field(default=None, compare=False, repr=False)
+    # Of the event a meeting mail describes only: its MeetingMessageType (MS-ASEMAIL
+    # 2.2.2.47), decided at delivery (``eas.items.meeting.message_type``).
+    message_type: int | None = field(default=None, compare=False, repr=False)
 
 
 # -- Conversion (MS-ASCAL 2.2.2) -------------------------------------------------------------

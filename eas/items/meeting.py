@@ -8,6 +8,8 @@ It owns:
 - ``calendar_part``/``message_class``: at delivery, the text/calendar part of a message
   and the message class its METHOD (and PARTSTAT) give (IPM.Schedule.Meeting.*);
 - ``read_invitation``: the event an iCalendar describes, as a ``Calendar``;
+- ``message_type``/``with_message_type``: MeetingMessageType, as delivery decides it
+  (``eas.store.scheduling``) and records it in the stored calendar part;
 - ``write_meeting_request``: Email:MeetingRequest (MS-ASEMAIL 2.2.2.48) for one version;
 - ``reply_mime``: the iMIP REPLY (or COUNTER, for a new time proposal) a 16.x
   MeetingResponse with SendResponse has the server send to the organizer;
@@ -132,7 +134,8 @@ def read_invitation(ical: str, owner: str = "") -> Calendar | None:
     """The event of a meeting message (``eas.items.ical``, with its overrides as
     exceptions); None when the text is no iCalendar with a VEVENT. A message about one
     occurrence only (VEVENTs with RECURRENCE-ID and no series) gets ``instance_id`` set to
-    that occurrence. ResponseRequested is the RSVP of the attendees (MS-OXCICAL)."""
+    that occurrence. ResponseRequested is the RSVP of the attendees (MS-OXCICAL).
+    ``message_type`` is the MeetingMessageType of a request (``message_type``)."""
     import icalendar
 
     from eas.items.ical import calendar_from_ical
@@ -147,6 +150,8 @@ def read_invitation(ical: str, owner: str = "") -> Calendar | None:
             event.instance_id = _when(events[0].decoded("RECURRENCE-ID"), event.timezone)
     except Exception:  # noqa: BLE001 - mail from the wild: no invitation, not an error
         return None
+    sequence = str(events[0].get("SEQUENCE", "0")).strip()
+    event.message_type = message_type(ical, int(sequence) if sequence.isascii() and sequence.isdigit() else 0)
     if event.response_requested is None:
         event.response_requested = bool(_RSVP.search(ical))
     intended = _INTENDED.search(ical)  # Outlook: BUSYSTATUS is TENTATIVE until answered
@@ -155,6 +160,36 @@ def read_invitation(ical: str, owner: str = "") -> Calendar | None:
     if method(ical) == "CANCEL" and event.meeting_status in (1, 3):
         event.meeting_status += 4  # cancelled (MS-ASCAL 2.2.2.29)
     return event
+
+
+# MeetingMessageType (MS-ASEMAIL 2.2.2.47) of a request; delegation (5, 6) is not used.
+NEW_REQUEST, FULL_UPDATE, INFORMATIONAL_UPDATE, OUTDATED = 1, 2, 3, 4
+# Where delivery records the type it decided (``with_message_type``), in the stored copy
+# of the calendar part: only delivery can compare a request with the calendar.
+MESSAGE_TYPE = "X-EAS-MEETINGMESSAGETYPE"
+_MESSAGE_TYPE = re.compile(rf"^{MESSAGE_TYPE}[;:][^\r\n]*(?:\r?\n)?", re.MULTILINE | re.IGNORECASE)
+_BEGIN = re.compile(r"^BEGIN:VCALENDAR[ \t]*\r?\n", re.MULTILINE | re.IGNORECASE)
+
+
+def message_type(ical: str, sequence: int = 0) -> int:
+    """The MeetingMessageType of a meeting mail: what delivery recorded, else by SEQUENCE
+    (a first request has 0; an update of unknown kind counts as a full one, which asks
+    the user to answer again); 0 for anything but a request."""
+    if method(ical) != "REQUEST":
+        return 0
+    found = re.search(rf"^{MESSAGE_TYPE}:\s*([1-4])\s*$", ical, re.MULTILINE | re.IGNORECASE)
+    if found:
+        return int(found.group(1))
+    return NEW_REQUEST if sequence <= 0 else FULL_UPDATE
+
+
+def with_message_type(ical: str, kind: int | None) -> str:
+    """The calendar part with the MeetingMessageType delivery decided (None: as SEQUENCE
+    says); a value the sender put there is dropped."""
+    ical = _MESSAGE_TYPE.sub("", ical)
+    if kind is None:
+        return ical
+    return _BEGIN.sub(lambda m: f"{m.group(0)}{MESSAGE_TYPE}:{kind}\r\n", ical, count=1)
 
 
 def _when(value: date | datetime, zone: str) -> datetime:
@@ -205,7 +240,8 @@ def timezone_blob(zone: str, year: int) -> str:
 def write_meeting_request(w: Writer, event: Calendar, message_cls: str, version: Version) -> None:
     """Email:MeetingRequest (MS-ASEMAIL 2.2.2.48), children in the order of the schema;
     only what ``version`` has (GlobalObjId to 14.1, calendar:UID and airsyncbase:Location
-    from 16.0, DisallowNewTimeProposal from 14.0, MeetingMessageType from 14.1)."""
+    from 16.0, DisallowNewTimeProposal from 14.0, MeetingMessageType from 14.1: the
+    event's ``message_type`` for a request, 0 for a cancellation)."""
     p = _profile(version)
     leaf = w.leaf
     start = event.instance_id if event.instance_id is not None and event.start is None else event.start
@@ -243,7 +279,8 @@ def write_meeting_request(w: Writer, event: Calendar, message_cls: str, version:
         if p.new_time:
             leaf(E.DisallowNewTimeProposal, "1" if event.disallow_new_time_proposal else "0")
         if p.message_type:
-            leaf(Email2.MeetingMessageType, 1 if message_cls == REQUEST else 0)
+            kind = event.message_type if event.message_type is not None else NEW_REQUEST
+            leaf(Email2.MeetingMessageType, kind if message_cls == REQUEST else 0)
 
 
 def _write_recurrence(w: Writer, rec: Recurrence, p: _Profile) -> None:
