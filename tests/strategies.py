@@ -257,3 +257,23 @@ def write_tree(w: Writer, node: Node) -> None:
         w.opaque(node.tag, node.text)
     else:
         w.leaf(node.tag, node.text)
+
+
+# --- PIM items ----------------------------------------------------------------------------
+# Events, contacts and tasks have their strategies beside their codecs (test_calendar_item
+# .events, test_contact_item.random_contacts, test_task_item.random_tasks); notes here.
+
+_item_text = st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=40)
+
+
+@st.composite
+def random_notes(draw: st.DrawFn) -> object:
+    from datetime import UTC, datetime
+
+    from eas.items.notes import Note
+
+    modified = draw(st.none() | st.datetimes(datetime(1901, 1, 1), datetime(2100, 1, 1)))
+    return Note(subject=draw(_item_text), body=draw(_item_text),
+                categories=draw(st.lists(_item_text.filter(bool), max_size=4)),
+                last_modified=None if modified is None else modified.replace(microsecond=0, tzinfo=UTC),
+                message_class="IPM.StickyNote" + draw(st.sampled_from(["", ".Blue", ".Yellow"])))
