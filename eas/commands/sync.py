@@ -31,7 +31,11 @@ chokes on (``eas.loops``).
 
 Item classes: mail is written by ``eas.items.email`` and takes only flag changes and
 (16.x, Drafts) draft Adds; Calendar, Contacts, Tasks and Notes (14.0+) go through their
-codec (``eas.items.codec``) whole, both ways. FilterType per class as
+codec (``eas.items.codec``) both ways. A device's Change of one of those is merged into
+the stored item (``_merged``): what it leaves out is kept where the element is ghosted
+(every top-level calendar element in 16.x; before, for calendar and contacts, those the
+SyncKey 0 request's Supported did not name, kept in the options) and cleared otherwise;
+a body it echoes truncated never replaces the stored one. FilterType per class as
 ``eas.pending.check_filter_type`` says. Conflict (2.2.3.34): 0 applies the device's
 Change; 1, the default, answers a Change of an item changed on the server since with
 status 7, and the server's version goes out in the same response (the snapshot still has
@@ -60,7 +64,7 @@ from eas import hierarchy as hier
 from eas import loops
 from eas.backend import BackendError, EmailChange, FolderNotFound, FolderType, ItemNotFound, QuotaExceeded
 from eas.context import Context
-from eas.items import codec, server_id, split_server_id
+from eas.items import calendar, codec, pim, server_id, split_server_id
 from eas.items.email import (
     draft_mime,
     is_smime,
@@ -129,6 +133,7 @@ class CollectionRequest:
     conversation_mode: bool | None = None
     options: list[Node] = field(default_factory=list)
     commands: Node | None = None
+    supported: list[int] | None = None  # the tags in Supported (2.2.3.179)
     error: str = ""  # malformed: status 4, state untouched
 
 
@@ -324,6 +329,8 @@ def _collection_request(node: Node) -> CollectionRequest:
                 creq.conversation_mode = _bool(child)
             elif tag == A.Options:
                 creq.options.append(child)
+            elif tag == A.Supported:
+                creq.supported = [c.tag for c in child.children]
             elif tag == A.Commands:
                 _check_commands(child)
                 creq.commands = child
@@ -458,6 +465,8 @@ async def _collection(ctx: Context, creq: CollectionRequest, budget: int | None)
             return await _invalid_key(ctx, state, result)
         if options is not None:
             options["conversation_mode"] = state.options.get("conversation_mode", False)
+            if "supported" in state.options:  # set at SyncKey 0 only
+                options["supported"] = state.options["supported"]
             dirty = dirty or options != state.options
             state.options = options
         elif not state.options:
@@ -494,6 +503,9 @@ def _initial(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolde
     state.options = options or parse_body_options(None, ctx.version, default_class=folder.item_class or "Email")
     if creq.conversation_mode is not None:
         state.options["conversation_mode"] = creq.conversation_mode
+    if creq.supported is not None and folder.item_class in _GHOSTING:
+        attributes = codec(folder.item_class).ATTRIBUTES
+        state.options["supported"] = sorted({tag for tag in creq.supported if tag in attributes})
     state.advance()
     state.snapshot = {}
     state.client_ids = {}
@@ -699,7 +711,8 @@ async def _client_commands(ctx: Context, creq: CollectionRequest, folder: hier.C
             if isinstance(change, EmailChange):
                 stamp = await ctx.backend.change_email(ctx.user, folder.backend_id, item, change)
             else:
-                stamp = await ctx.backend.change_item(ctx.user, folder.backend_id, item, change)
+                merged = await _merged(ctx, folder, state, item, change, data, when)
+                stamp = await ctx.backend.change_item(ctx.user, folder.backend_id, item, merged)
         except ItemNotFound:
             responses.append(("Change", sid, OBJECT_NOT_FOUND, instance))
             continue
@@ -727,6 +740,43 @@ def _parse_change(ctx: Context, folder: hier.CollectionFolder, data: Node, when:
     if when is not None:
         item.instance_id = when
     return item
+
+
+# The classes a Supported element applies to (MS-ASCMD 2.2.3.179).
+_GHOSTING = ("Calendar", "Contacts")
+
+
+def _ghosted(item_class: str, options: dict[str, Any], version: Version) -> frozenset[int] | None:
+    """The elements that keep their stored value when a Change leaves them out (None:
+    all). 16.x calendar: every top-level element (MS-ASCAL 3.1.5.3). Calendar and contacts
+    otherwise: those the initial Sync's Supported did not name; without Supported none,
+    so what a Change leaves out is cleared (MS-ASCMD 2.2.3.179). Tasks and notes: none
+    (MS-ASTASK, MS-ASNOTE ghost nothing)."""
+    if item_class == "Calendar" and version >= _V16:
+        return None
+    supported = options.get("supported")
+    if item_class not in _GHOSTING or supported is None:
+        return frozenset()
+    return pim.ghosted(codec(item_class).ATTRIBUTES, supported)
+
+
+async def _merged(ctx: Context, folder: hier.CollectionFolder, state: CollectionState, item: str, new: Any,
+                  data: Node, when: datetime | None) -> Any:
+    """The stored item as a device's Change leaves it: the device's values over the
+    stored ones for what it sent, the ghosted elements it left out as stored, and the
+    stored body when the device echoes a truncated one. With a 16.x InstanceId, over the
+    occurrence as it stands (its exception, else the series). ``ItemNotFound``."""
+    found = await ctx.backend.fetch_items(ctx.user, folder.backend_id, [item])
+    if not found:
+        raise ItemNotFound(item)
+    old = found[0]
+    if when is not None and isinstance(old, calendar.Calendar):
+        old = calendar.occurrence(old, when)
+    stored = max(old.body, getattr(old, "body_html", None) or "", key=len)
+    keep_body = pim.echoes_truncation(data, stored, state.options)
+    item_class = str(folder.item_class)
+    return codec(item_class).merge_change(old, new, _ghosted(item_class, state.options, ctx.version),
+                                          keep_body=keep_body)
 
 
 async def _client_delete(ctx: Context, creq: CollectionRequest, folder: hier.CollectionFolder,

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from eas import tags
 from eas.items import body as bodies
-from eas.items import recurrence, timezone
+from eas.items import pim, recurrence, timezone
 from eas.items.email import format_date, write_item_body
 from eas.items.pim import (
     MAX_BODY,
@@ -439,7 +439,7 @@ def parse(node: Node, version: Version, *, change: bool = False) -> Calendar:
         tag = child.tag
         if not _in_version(tag, version) or (v16 and tag in _SERVER_ONLY_16):
             continue
-        sent.update(_ATTRIBUTES.get(tag, ()))
+        sent.update(ATTRIBUTES.get(tag, ()))
         entry = _EVENT.get(tag)
         if entry is not None:
             setattr(item, entry[0], entry[1](child))
@@ -469,7 +469,7 @@ def parse(node: Node, version: Version, *, change: bool = False) -> Calendar:
 
 
 # The Calendar fields each top-level element carries (for ``sent`` and ``merge_change``).
-_ATTRIBUTES: dict[int, tuple[str, ...]] = {
+ATTRIBUTES: dict[int, tuple[str, ...]] = {
     **{tag: (attr,) for tag, (attr, _reader) in _EVENT.items()},
     C.Timezone: ("timezone",),
     C.Body: ("body", "body_html"),
@@ -479,24 +479,36 @@ _ATTRIBUTES: dict[int, tuple[str, ...]] = {
 }
 
 
-def merge_change(old: Calendar, new: Calendar, ghosted: Collection[int] | None = None) -> Calendar:
+def merge_change(old: Calendar, new: Calendar, ghosted: Collection[int] | None = None, *,
+                 keep_body: bool = False) -> Calendar:
     """The event after a device's Change: ``new`` (from ``parse``), with the fields of
     ``old`` kept where ``new`` lacks the element and that element is ghosted. ``ghosted``
     is the set of Calendar/AirSyncBase tags ghosted for this collection (those not named
     in the Sync Supported element, MS-ASCMD 2.2.3.179); None means every element, the
-    16.x rule (MS-ASCAL 3.1.5.3). The id, UID and organizer are always the server's."""
-    merged = dataclasses.replace(new)
-    sent = new.sent or frozenset()
-    for tag, attrs in _ATTRIBUTES.items():
-        if ghosted is not None and tag not in ghosted:
-            continue
-        for attr in attrs:
-            if attr not in sent:
-                setattr(merged, attr, getattr(old, attr))
-    merged.id, merged.uid = old.id, old.uid or new.uid
+    16.x rule (MS-ASCAL 3.1.5.3). ``keep_body``: the device echoed a truncated body, the
+    stored one stays. The id, UID and organizer are always the server's."""
+    merged = pim.merge(old, new, ATTRIBUTES, ghosted, keep_body)
     if new.sent is not None and not ({"organizer_name", "organizer_email"} & new.sent):
         merged.organizer_name, merged.organizer_email = old.organizer_name, old.organizer_email
     return merged
+
+
+def occurrence(series: Calendar, instance: datetime) -> Calendar:
+    """One occurrence of a recurring event as it stands: the series' values with those of
+    its exception (if it has one) over them, at its own start and end. What a 16.x Change
+    with InstanceId merges into (``merge_change``)."""
+    occ = dataclasses.replace(series, recurrence=None, exceptions=[], start=instance)
+    if series.start is not None and series.end is not None:
+        occ.end = instance + (series.end - series.start)
+    for ex in series.exceptions:
+        if ex.original_start == instance and not ex.deleted:
+            for f in dataclasses.fields(ex):
+                value = getattr(ex, f.name)
+                if f.name not in ("original_start", "deleted") and value is not None:
+                    setattr(occ, f.name, value)
+            if ex.body is not None:
+                occ.body_html = None
+    return occ
 
 
 def _whole_days(start: datetime | None, end: datetime | None, zone: str) -> tuple[datetime | None, datetime | None]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -93,6 +93,9 @@ class Contact:
     categories: list[str] = field(default_factory=list)
     picture: bytes | None = None
     body: str = ""
+    # The fields a device's ApplicationData carried (set by ``parse``, not compared): on
+    # a Change, a ghosted element left out keeps its stored value (``merge_change``).
+    sent: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
 
 # -- Conversion (MS-ASCNTC 2.2.2) ------------------------------------------------------------
@@ -203,7 +206,18 @@ def parse(node: Node, version: Version) -> Contact:
             contact.body = pim.parse_body(child)[0]
         elif child.tag == C.Body and not pim.has(AirSyncBase.Body, version):
             contact.body = pim.text(child, pim.MAX_BODY)
+    contact.sent = pim.sent_fields(node, ATTRIBUTES)
     return contact
+
+
+def merge_change(old: Contact, new: Contact, ghosted: Collection[int] | None = None, *,
+                 keep_body: bool = False) -> Contact:
+    """The contact after a device's Change: ``new`` (from ``parse``) with ``old``'s value
+    for each ghosted element it leaves out (None: every element) and, with ``keep_body``
+    (a truncated body echoed), ``old``'s body. Alias and WeightedRank stay the server's."""
+    merged = pim.merge(old, new, ATTRIBUTES, ghosted, keep_body)
+    merged.alias, merged.weighted_rank = old.alias, old.weighted_rank
+    return merged
 
 
 def file_as_of(contact: Contact) -> str:
@@ -269,4 +283,8 @@ _PARSERS.update({
 _NAMES: dict[int, str] = {
     **_TEXT_FIELDS, C.Birthday: "birthday", C.Anniversary: "anniversary", C.Children: "children",
     C.Categories: "categories", C.Picture: "picture",
+}
+# The fields each element carries (for ``sent``, ``merge_change`` and Supported).
+ATTRIBUTES: dict[int, tuple[str, ...]] = {
+    **{tag: (name,) for tag, name in _NAMES.items()}, C.Body: ("body",), AirSyncBase.Body: ("body",),
 }

@@ -3,7 +3,7 @@ nodes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,8 @@ class Note:
     message_class: str = "IPM.StickyNote"
     last_modified: datetime | None = None
     categories: list[str] = field(default_factory=list)
+    # The fields a device's ApplicationData carried (set by ``parse``, not compared).
+    sent: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
 
 # -- Conversion (MS-ASNOTE 2.2.2) ------------------------------------------------------------
@@ -61,7 +63,16 @@ def parse(node: Node, version: Version) -> Note:
             note.body, note.body_html = pim.parse_body(child)
     if note.message_class != "IPM.StickyNote" and not note.message_class.startswith("IPM.StickyNote."):
         raise pim.bad(f"a note's MessageClass is IPM.StickyNote, not {note.message_class!r}")
+    note.sent = pim.sent_fields(node, ATTRIBUTES)
     return note
+
+
+def merge_change(old: Note, new: Note, ghosted: Collection[int] | None = None, *, keep_body: bool = False) -> Note:
+    """The note after a device's Change: ``new`` (from ``parse``) with ``old``'s value for
+    each ghosted element it leaves out (None: every element) and, with ``keep_body`` (a
+    truncated body echoed), ``old``'s body. MS-ASNOTE ghosts nothing: Sync passes an empty
+    ``ghosted``, so only the body can be kept."""
+    return pim.merge(old, new, ATTRIBUTES, ghosted, keep_body)
 
 
 _PARSERS: dict[int, Callable[[Node], Any]] = {
@@ -72,3 +83,7 @@ _PARSERS: dict[int, Callable[[Node], Any]] = {
 }
 _NAMES = {N.Subject: "subject", N.MessageClass: "message_class", N.LastModifiedDate: "last_modified",
           N.Categories: "categories"}
+# The fields each element carries (for ``sent`` and ``merge_change``).
+ATTRIBUTES: dict[int, tuple[str, ...]] = {
+    **{tag: (name,) for tag, name in _NAMES.items()}, AirSyncBase.Body: ("body", "body_html"),
+}

@@ -1,6 +1,7 @@
 """What the Contacts, Tasks and Notes codecs share: reading a device's values with the
 bounds the protocol documents set, the 2.5 in-page bodies, the AirSyncBase Body of a
-device's Add or Change, and Categories.
+device's Add or Change, Categories, and how a Change merges into the stored item (for
+the Calendar class too).
 
 Every bad value raises ``ProtocolError`` with status 6 (MS-ASCMD 2.2.3.177.17, "error in
 client/server conversion"), the per-item status a Sync Add or Change gets for it.
@@ -8,9 +9,10 @@ client/server conversion"), the per-item status a Sync Add or Change gets for it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from eas import tags
 from eas.items import body as bodies
@@ -25,6 +27,8 @@ MAX_TEXT = 32 * 1024  # characters of one property; no client field comes near i
 MAX_BODY = 4 * 1024 * 1024  # characters of a body a device sends
 MAX_LIST = 300  # Category and Child elements (MS-ASCNTC 2.2.2.14, 2.2.2.22; MS-ASTASK 2.2.2.6)
 MAX_CATEGORY = 255  # characters of one Category (as for mail, MS-ASEMAIL 2.2.2.15)
+
+_Item = TypeVar("_Item")
 
 
 def bad(message: str) -> ProtocolError:
@@ -139,3 +143,80 @@ def parse_body(node: Node) -> tuple[str, str | None]:
     if kind == bodies.PLAIN:
         return data, None
     return "", None
+
+
+# -- A device's Change -----------------------------------------------------------------------
+#
+# Each class module has ``ATTRIBUTES`` (top-level element tag -> the item fields it carries)
+# and ``merge_change(old, new, ghosted=None, *, keep_body=False)``, built on ``merge``.
+# Which elements are ghosted is the Sync command's business (``eas.commands.sync``).
+
+BODY_FIELDS = ("body", "body_html")
+# The 2.5 in-page body elements and their BodyTruncated flags.
+_BODIES_25 = {tags.Calendar.Body, tags.Contacts.Body, tags.Tasks.Body}
+_TRUNCATED_25 = {tags.Calendar.BodyTruncated, tags.Contacts.BodyTruncated, tags.Tasks.BodyTruncated}
+
+
+def sent_fields(node: Node, attributes: dict[int, tuple[str, ...]]) -> frozenset[str]:
+    """The fields a device's ApplicationData carried (for ``merge``)."""
+    out: set[str] = set()
+    for child in node.children:
+        out.update(attributes.get(child.tag, ()))
+    return frozenset(out)
+
+
+def ghosted(attributes: dict[int, tuple[str, ...]], supported: Collection[int]) -> frozenset[int]:
+    """The elements a Supported list leaves out (MS-ASCMD 2.2.3.179). An element naming
+    the same fields as a listed one (airsyncbase:Body for calendar:Body, the 16.x
+    airsyncbase:Location for calendar:Location) counts as listed."""
+    named = {name for tag in supported for name in attributes.get(tag, ())}
+    return frozenset(tag for tag, names in attributes.items() if not named.intersection(names))
+
+
+def merge(old: _Item, new: _Item, attributes: dict[int, tuple[str, ...]], ghosted: Collection[int] | None,
+          keep_body: bool = False) -> _Item:
+    """``new`` (parsed, with ``sent``) with ``old``'s value for each field of a ghosted
+    element it does not carry (``ghosted`` None: every element); with ``keep_body`` the
+    old body whatever was sent. The id and UID are always ``old``'s."""
+    merged = dataclasses.replace(new)  # type: ignore[type-var]
+    sent: Collection[str] = getattr(new, "sent", None) or frozenset()
+    if keep_body:
+        sent = set(sent).difference(BODY_FIELDS)
+    kept = {name for tag, names in attributes.items() if ghosted is None or tag in ghosted for name in names}
+    if keep_body:
+        kept.update(name for name in BODY_FIELDS if hasattr(old, name))
+    for name in kept:
+        if name not in sent:
+            setattr(merged, name, getattr(old, name))
+    merged.id = old.id  # type: ignore[attr-defined]
+    merged.uid = old.uid or new.uid  # type: ignore[attr-defined]
+    return merged
+
+
+def echoes_truncation(node: Node, stored: str, options: dict[str, Any]) -> bool:
+    """Whether the body in a device's Change is the truncated copy the server sent, not
+    an edit: marked truncated (2.5 BodyTruncated, AirSyncBase Truncated), or exactly as
+    long as the collection's truncation while the stored body (``stored``, its longest
+    form) is longer, so the server cut it. Such a body must not replace the stored one."""
+    for child in node.children:
+        tag = child.tag
+        if tag in _TRUNCATED_25:
+            if (child.text or "").strip() == "1":
+                return True
+        elif tag in _BODIES_25:
+            limit = options.get("truncation")
+            value = child.text if isinstance(child.text, str) else ""
+            if limit is not None and len(stored) > limit and len(value) == limit:
+                return True
+        elif tag == AirSyncBase.Body:
+            if (child.findtext(AirSyncBase.Truncated) or "").strip() == "1":
+                return True
+            data = child.findtext(AirSyncBase.Data)
+            size = bodies.utf8_size(data if isinstance(data, str) else "")
+            full = bodies.utf8_size(stored)
+            for pref in options.get("body_preferences") or ():
+                limit = pref.get("truncation_size")
+                # a cut never splits a character: up to 3 bytes short of the limit
+                if limit is not None and full > limit and limit - 4 < size <= limit:
+                    return True
+    return False

@@ -4,7 +4,7 @@ protocol version."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +42,8 @@ class Task:
     reminder_time: datetime | None = None
     categories: list[str] = field(default_factory=list)
     recurrence: Recurrence | None = None
+    # The fields a device's ApplicationData carried (set by ``parse``, not compared).
+    sent: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
 
 # -- Conversion (MS-ASTASK 2.2.2) ------------------------------------------------------------
@@ -127,7 +129,16 @@ def parse(node: Node, version: Version) -> Task:
         task.date_completed = None
     if task.utc_start_date and task.utc_due_date and task.utc_due_date < task.utc_start_date:
         raise pim.bad("the task is due before it starts")
+    task.sent = pim.sent_fields(node, ATTRIBUTES)
     return task
+
+
+def merge_change(old: Task, new: Task, ghosted: Collection[int] | None = None, *, keep_body: bool = False) -> Task:
+    """The task after a device's Change: ``new`` (from ``parse``) with ``old``'s value for
+    each ghosted element it leaves out (None: every element) and, with ``keep_body`` (a
+    truncated body echoed), ``old``'s body. MS-ASTASK ghosts nothing: Sync passes an empty
+    ``ghosted``, so only the body can be kept."""
+    return pim.merge(old, new, ATTRIBUTES, ghosted, keep_body)
 
 
 _PARSERS: dict[int, Callable[[Node], Any]] = {
@@ -149,4 +160,11 @@ _NAMES: dict[int, str] = {
     T.UtcStartDate: "utc_start_date", T.DueDate: "due_date", T.UtcDueDate: "utc_due_date",
     T.Complete: "complete", T.DateCompleted: "date_completed", T.ReminderSet: "reminder_set",
     T.ReminderTime: "reminder_time", T.Categories: "categories",
+}
+# The fields each element carries (a date of a pair stands for both, as ``parse`` reads it).
+ATTRIBUTES: dict[int, tuple[str, ...]] = {
+    **{tag: (name,) for tag, name in _NAMES.items()},
+    T.StartDate: ("start_date", "utc_start_date"), T.UtcStartDate: ("start_date", "utc_start_date"),
+    T.DueDate: ("due_date", "utc_due_date"), T.UtcDueDate: ("due_date", "utc_due_date"),
+    T.Body: ("body",), AirSyncBase.Body: ("body",), T.Recurrence: ("recurrence",),
 }
