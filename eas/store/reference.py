@@ -291,6 +291,11 @@ class ReferenceStore(SharingStore, DirectoryStore, PimStore):
         """Put a message into a user's folder (by name, case-insensitive; ``a/b`` for a
         subfolder): the new item id. ValueError for an unknown user or folder."""
         parsed = mimeparse.parse(mime)
+        if parsed.meeting is not None:  # iMIP: the calendar first, an unknown folder refused before
+            from eas.store import scheduling  # meeting mail only
+
+            self.folder_id(email, folder)
+            parsed = scheduling.scheduled(self, email, parsed)
         changed: dict[str, set[str]] = {}
         with self._tx(changed) as conn:
             row = conn.execute("SELECT id FROM users WHERE email = ?", (email.lower(),)).fetchone()
@@ -633,6 +638,11 @@ class ReferenceStore(SharingStore, DirectoryStore, PimStore):
             raise SendFailed("the message has no recipient")
         delivered = _strip_bcc(prepared)
         parsed_delivered = mimeparse.parse(delivered)
+        local: dict[str, mimeparse.Parsed] = {}
+        if parsed_delivered.meeting is not None:  # iMIP: the calendars first
+            from eas.store import scheduling
+
+            local = {a: await scheduling.scheduled_async(self, a, parsed_delivered) for a in dict.fromkeys(recipients)}
         changed: dict[str, set[str]] = {}
         with self._tx(changed) as conn:
             user_id = self._user_id(conn, user)
@@ -644,7 +654,7 @@ class ReferenceStore(SharingStore, DirectoryStore, PimStore):
                     continue
                 inbox = self._special_or_none(conn, int(row[0]), FolderType.INBOX)
                 if inbox is not None:
-                    self._insert_mail(conn, int(row[0]), inbox, delivered, parsed=parsed_delivered)
+                    self._insert_mail(conn, int(row[0]), inbox, delivered, parsed=local.get(address, parsed_delivered))
                     changed.setdefault(address, set()).add(str(inbox))
             if save_in_sent:
                 sent = self._special(conn, user_id, FolderType.SENT_ITEMS)
