@@ -34,9 +34,10 @@ Item classes: mail is written by ``eas.items.email`` and takes only flag changes
 codec (``eas.items.codec``) both ways. A device's Change of one of those is merged into
 the stored item (``_merged``): what it leaves out is kept where the element is ghosted
 (every top-level calendar element in 16.x; before, for calendar and contacts, those the
-SyncKey 0 request's Supported did not name, kept in the options) and cleared otherwise;
-a body it echoes truncated never replaces the stored one. FilterType per class as
-``eas.pending.check_filter_type`` says. Conflict (2.2.3.34): 0 applies the device's
+SyncKey 0 request's Supported did not name, kept in the options; a task's body, a
+note's subject and body) and cleared otherwise; a body it echoes truncated never
+replaces the stored one. Supported for a Notes collection is status 4 (MS-ASNOTE).
+FilterType per class as ``eas.pending.check_filter_type`` says. Conflict (2.2.3.34): 0 applies the device's
 Change; 1, the default, answers a Change of an item changed on the server since with
 status 7, and the server's version goes out in the same response (the snapshot still has
 the old stamp). A 16.x calendar Change or Delete with InstanceId touches one occurrence.
@@ -83,6 +84,8 @@ from eas.state.model import CollectionState
 from eas.tags import AirSync as A
 from eas.tags import AirSyncBase as B
 from eas.tags import Calendar as CAL
+from eas.tags import Notes as N
+from eas.tags import Tasks as T
 from eas.wbxml import Node, Writer
 
 log = logging.getLogger("eas.sync")
@@ -435,6 +438,9 @@ async def _collection(ctx: Context, creq: CollectionRequest, budget: int | None)
     item_class = folder.item_class or "Email"
     result.item_class = folder.item_class
     result.backend_id = folder.backend_id
+    if creq.supported is not None and item_class == "Notes":  # MS-ASNOTE 3.2.5.3
+        result.status = PROTOCOL_ERROR
+        return result
     try:
         options = _choose_options(creq, item_class, ctx.version)
         if options is not None:
@@ -744,16 +750,22 @@ def _parse_change(ctx: Context, folder: hier.CollectionFolder, data: Node, when:
 
 # The classes a Supported element applies to (MS-ASCMD 2.2.3.179).
 _GHOSTING = ("Calendar", "Contacts")
+# What a task or note Change may leave out without deleting it: "the absence of Body or
+# Subject is not an implicit delete" (MS-ASNOTE 3.2.5.3; the Body of a task likewise,
+# MS-ASTASK 3.2.5.3); every other element left out is deleted.
+_NOT_DELETED = {"Tasks": frozenset({T.Body, B.Body}), "Notes": frozenset({N.Subject, B.Body})}
 
 
 def _ghosted(item_class: str, options: dict[str, Any], version: Version) -> frozenset[int] | None:
     """The elements that keep their stored value when a Change leaves them out (None:
     all). 16.x calendar: every top-level element (MS-ASCAL 3.1.5.3). Calendar and contacts
     otherwise: those the initial Sync's Supported did not name; without Supported none,
-    so what a Change leaves out is cleared (MS-ASCMD 2.2.3.179). Tasks and notes: none
-    (MS-ASTASK, MS-ASNOTE ghost nothing)."""
+    so what a Change leaves out is cleared (MS-ASCMD 2.2.3.179). Tasks and notes: their
+    body (and a note's subject)."""
     if item_class == "Calendar" and version >= _V16:
         return None
+    if item_class in _NOT_DELETED:
+        return _NOT_DELETED[item_class]
     supported = options.get("supported")
     if item_class not in _GHOSTING or supported is None:
         return frozenset()
