@@ -10,6 +10,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import pytest
 from test_sync import ALICE, Device, cheap_scrypt, coll, collection, commands, device, responses, run
@@ -432,4 +433,50 @@ def test_truncated_body_echo_25(tmp_path: Path) -> None:
         assert await p.change(item, "<t:Subject>Report v3</t:Subject><t:Body>Edited</t:Body>"
                                     "<t:BodyTruncated>0</t:BodyTruncated>") == []
         assert (await p.stored(item)).body == "Edited"
+    run(scenario)
+
+
+def test_truncation_cut_inside_a_character(tmp_path: Path) -> None:
+    """TruncationSize counts UTF-8 bytes and a cut never splits a character: an echo up
+    to 3 bytes short of the size is still the truncated copy."""
+
+    async def scenario() -> None:
+        body = "Grüße aus Zürich, schöne Grüße! " * 6
+        p, item = await pair(tmp_path, "14.1", "Contacts", Contact(first_name="Ann", body=body),
+                             "<Supported><c:FirstName/><c:Body/></Supported>" + _options(41), other_version="14.1")
+        cut = body.encode()[:41].decode("utf-8", "ignore")
+        assert len(cut.encode()) < 41  # the cut fell inside a character
+        echo = f"<b:Body><b:Type>1</b:Type><b:Data>{cut}</b:Data></b:Body>"
+        assert await p.change(item, f"<c:FirstName>Anna</c:FirstName>{echo}") == []
+        got = await p.stored(item)
+        assert (got.first_name, got.body) == ("Anna", body)
+        assert body_of(await p.seen()) == body
+    run(scenario)
+
+
+def test_html_note_echo_keeps_the_html(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        html = "<html><body><p>" + "A long <b>formatted</b> note. " * 10 + "</p></body></html>"
+        options = ("<Options><b:BodyPreference><b:Type>2</b:Type><b:TruncationSize>50</b:TruncationSize>"
+                   "</b:BodyPreference></Options>")
+        p, item = await pair(tmp_path, "16.1", "Notes", Note(subject="Idea", body_html=html), options,
+                             other_version="16.1")
+        echo = f"<b:Body><b:Type>2</b:Type><b:Truncated>1</b:Truncated><b:Data>{escape(html[:50])}</b:Data></b:Body>"
+        assert await p.change(item, f"<n:Subject>Idea 2</n:Subject>{echo}") == []
+        got = await p.stored(item)
+        assert (got.subject, got.body_html) == ("Idea 2", html)
+    run(scenario)
+
+
+def test_16_change_ending_before_the_kept_start_is_6(tmp_path: Path) -> None:
+    """A 16.x Change whose EndTime falls before the start it keeps is status 6; the
+    stored event is untouched."""
+
+    async def scenario() -> None:
+        p, item = await pair(tmp_path, "16.1", "Calendar", full_event(), other_version="16.1")
+        before = await p.stored(item)
+        got = await p.change(item, f"<cal:EndTime>{compact(SOON - timedelta(hours=2))}</cal:EndTime>")
+        assert got == [("Change", "6")]
+        after = await p.stored(item)
+        assert (after.start, after.end, after.subject) == (before.start, before.end, before.subject)
     run(scenario)

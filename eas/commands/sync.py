@@ -722,6 +722,9 @@ async def _client_commands(ctx: Context, creq: CollectionRequest, folder: hier.C
         except ItemNotFound:
             responses.append(("Change", sid, OBJECT_NOT_FOUND, instance))
             continue
+        except ProtocolError:  # the merged item is not one (an event ending before it starts)
+            responses.append(("Change", sid, CONVERSION_ERROR, instance))
+            continue
         state.snapshot[item] = stamp
         if current is not None:
             current[item] = stamp
@@ -777,7 +780,8 @@ async def _merged(ctx: Context, folder: hier.CollectionFolder, state: Collection
     """The stored item as a device's Change leaves it: the device's values over the
     stored ones for what it sent, the ghosted elements it left out as stored, and the
     stored body when the device echoes a truncated one. With a 16.x InstanceId, over the
-    occurrence as it stands (its exception, else the series). ``ItemNotFound``."""
+    occurrence as it stands (its exception, else the series). ``ItemNotFound``;
+    ``ProtocolError`` (status 6) when the result is not a valid item."""
     found = await ctx.backend.fetch_items(ctx.user, folder.backend_id, [item])
     if not found:
         raise ItemNotFound(item)

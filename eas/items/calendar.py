@@ -486,10 +486,13 @@ def merge_change(old: Calendar, new: Calendar, ghosted: Collection[int] | None =
     is the set of Calendar/AirSyncBase tags ghosted for this collection (those not named
     in the Sync Supported element, MS-ASCMD 2.2.3.179); None means every element, the
     16.x rule (MS-ASCAL 3.1.5.3). ``keep_body``: the device echoed a truncated body, the
-    stored one stays. The id, UID and organizer are always the server's."""
+    stored one stays. The id, UID and organizer are always the server's. ``ProtocolError``
+    (status 6) when the result ends before it starts."""
     merged = pim.merge(old, new, ATTRIBUTES, ghosted, keep_body)
     if new.sent is not None and not ({"organizer_name", "organizer_email"} & new.sent):
         merged.organizer_name, merged.organizer_email = old.organizer_name, old.organizer_email
+    if merged.start is not None and merged.end is not None and merged.end < merged.start:
+        raise bad("EndTime is before StartTime")  # a new end before the kept start, or the reverse
     return merged
 
 
