@@ -183,6 +183,30 @@ def test_request_for_one_occurrence(tmp_path: Path) -> None:
         assert moved.original_start.isoformat() == "2026-12-09T09:00:00+00:00"
         assert moved.start is not None and moved.start.isoformat() == "2026-12-09T11:00:00+00:00"
         assert moved.response_type == 5  # that occurrence's time moved: to be answered again
+        # Its mail is answered as usual: the same event, that occurrence accepted.
+        _, found = await meeting_mail(dev)
+        [(update_sid, _)] = [m for m in found if m[0] != sid]
+        await accept(dev, update_sid)
+        [event] = await events(dev.store)
+        [moved] = [x for x in event.exceptions if not x.deleted]
+        assert moved.response_type in (None, 3) and event.response_type == 3  # None: as the series
+        assert moved.start is not None and moved.start.isoformat() == "2026-12-09T11:00:00+00:00"
+
+    run(scenario)
+
+
+def test_reply_for_one_occurrence(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        dev = await device(tmp_path, "16.1")
+        await organizer_event(dev.store, series=True)
+        declined = vevent(recurrence_id="20261209T100000", start="20261209T100000", end="20261209T110000").replace(
+            f"PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{CAROL}", f"PARTSTAT=DECLINED:mailto:{CAROL}")
+        dev.store.deliver(ORGANIZER, mail(ical("REPLY", declined), sender=CAROL, to=ORGANIZER))
+        [event] = await events(dev.store, ORGANIZER)
+        assert {a.email: a.status for a in event.attendees} == {ATTENDEE: 5, CAROL: 5}  # the series as it was
+        [one] = event.exceptions
+        assert one.original_start.isoformat() == "2026-12-09T09:00:00+00:00" and one.attendees is not None
+        assert {a.email: a.status for a in one.attendees} == {ATTENDEE: 5, CAROL: 4}
 
     run(scenario)
 
@@ -248,13 +272,14 @@ def test_cancel_from_someone_else_changes_nothing(tmp_path: Path) -> None:
 # -- REPLY -----------------------------------------------------------------------------------
 
 
-async def organizer_event(store: ReferenceStore) -> None:
-    """Bob's own meeting, Alice and Carol invited."""
+async def organizer_event(store: ReferenceStore, *, series: bool = False) -> None:
+    """Bob's own meeting (weekly with ``series``), Alice and Carol invited."""
     store.add_user(*USERS[1])
     start = meeting.read_invitation(ical("REQUEST"))
     assert start is not None
     own = Calendar(uid=UID, subject="Planning", start=start.start, end=start.end, organizer_email=ORGANIZER,
-                   organizer_name="Bob", meeting_status=1,
+                   organizer_name="Bob", meeting_status=1, timezone=start.timezone,
+                   recurrence=start.recurrence if series else None,
                    attendees=[Attendee(email=ATTENDEE, name="Alice", status=5, type=1),
                               Attendee(email=CAROL, name="Carol", status=5, type=2)])
     await store.add_item(ORGANIZER, store.folder_id(ORGANIZER, "Calendar"), own)

@@ -2,7 +2,8 @@
 (RFC 6047, RFC 5546) as it reaches a mailbox, so that the device finds the meeting in
 its Calendar before anyone answers.
 
-- REQUEST to an attendee: the event goes into the default Calendar as not yet answered
+- REQUEST to anyone but its organizer (an attendee, a list member, someone it was
+  forwarded to): the event goes into the default Calendar as not yet answered
   (ResponseType 5, BusyStatus tentative, MeetingStatus 3). A newer request for an event
   the user has (same UID, same organizer) replaces it; the user's answer stays only when
   the times did not change and the user had answered (an informational update, MS-OXOCAL
