@@ -83,9 +83,9 @@ def export(server: Server, user: str, folder: str) -> str:
     return r.stdout.decode()
 
 
-def vevents(text: str) -> dict[tuple[str, Any], icalendar.Event]:
+def vevents(text: str) -> dict[tuple[str, Any], Any]:
     """An export's VEVENTs by (UID, RECURRENCE-ID or None)."""
-    out = {}
+    out: dict[tuple[str, Any], Any] = {}
     for event in icalendar.Calendar.from_ical(text).walk("VEVENT"):
         rid = event.get("RECURRENCE-ID")
         out[(str(event["UID"]), rid.dt if rid is not None else None)] = event
@@ -195,7 +195,8 @@ class Device:
     """Our test client with one SyncKey per collection."""
 
     def __init__(self, client: Client, version: str) -> None:
-        self.c, self.version, self.keys = client, version, {}
+        self.c, self.version = client, version
+        self.keys: dict[str, str] = {}
         self.folders: dict[str, str] = {}
 
     async def start(self) -> None:
@@ -259,7 +260,7 @@ def test_own_client_import_sync_change_export(server: Server, version: str, tmp_
             assert note.findtext(N.Subject) == "Shopping"
 
         # changes on the device: the all-day event renamed, Ada's company, the task done
-        start, end, zone = (holiday.findtext(C.StartTime), holiday.findtext(C.EndTime), holiday.findtext(C.Timezone))
+        start, end, zone = (str(holiday.findtext(t)) for t in (C.StartTime, C.EndTime, C.Timezone))
         changed = await device.sync(calendar, "Calendar", (
             f"<Change><ServerId>{holiday_id}</ServerId><ApplicationData xmlns:c=\"Calendar:\">"
             f"<c:Timezone>{zone}</c:Timezone><c:AllDayEvent>1</c:AllDayEvent><c:StartTime>{start}</c:StartTime>"
