@@ -16,6 +16,7 @@ import pytest
 from test_sync import ALICE, Device, cheap_scrypt, coll, collection, commands, device, responses, run
 from test_sync_classes import SOON, compact
 
+from eas.items import calendar, contacts, pim
 from eas.items.calendar import Attendee, Calendar, EventException, Recurrence
 from eas.items.contacts import Contact
 from eas.items.email import parse_date
@@ -480,3 +481,13 @@ def test_16_change_ending_before_the_kept_start_is_6(tmp_path: Path) -> None:
         after = await p.stored(item)
         assert (after.start, after.end, after.subject) == (before.start, before.end, before.subject)
     run(scenario)
+
+
+def test_supported_names_a_field_by_any_of_its_elements() -> None:
+    """airsyncbase:Body names the body as calendar:Body does (and the 16.x
+    airsyncbase:Location the location): listing either keeps both from being ghosted."""
+    ghosted = pim.ghosted(calendar.ATTRIBUTES, [B.Body, CAL.Location])
+    assert not {B.Body, CAL.Body, CAL.Location, B.Location} & ghosted
+    assert {CAL.Attendees, CAL.Subject, CAL.Recurrence} <= ghosted
+    assert pim.ghosted(contacts.ATTRIBUTES, []) == frozenset(contacts.ATTRIBUTES)
+    assert C.Picture not in pim.ghosted(contacts.ATTRIBUTES, [C.Picture])
