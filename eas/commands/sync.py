@@ -37,10 +37,11 @@ the stored item (``_merged``): what it leaves out is kept where the element is g
 SyncKey 0 request's Supported did not name, kept in the options; a task's body, a
 note's subject and body) and cleared otherwise; a body it echoes truncated never
 replaces the stored one. Supported for a Notes collection is status 4 (MS-ASNOTE).
-FilterType per class as ``eas.pending.check_filter_type`` says. Conflict (2.2.3.34): 0 applies the device's
-Change; 1, the default, answers a Change of an item changed on the server since with
-status 7, and the server's version goes out in the same response (the snapshot still has
-the old stamp). A 16.x calendar Change or Delete with InstanceId touches one occurrence.
+FilterType per class as ``eas.pending.check_filter_type`` says. Conflict (2.2.3.34): 0
+applies the device's Change; 1, the default, answers a Change of an item changed on the
+server since with status 7, and the server's version goes out in the same response (the
+snapshot still has the old stamp). A 16.x calendar Change or Delete with InstanceId
+touches one occurrence (merged into it as it stands).
 
 Requests without all their collections (12.1+, 2.2.1.21.1 and 2.2.3.131): an empty body
 replays the last full request (cache key ``"sync"``), Partial merges the collections it
