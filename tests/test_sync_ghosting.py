@@ -261,12 +261,14 @@ def test_event_change_before_16(tmp_path: Path, version: str, supported: bool) -
     run(scenario)
 
 
-def test_event_change_16(tmp_path: Path) -> None:
-    """16.x: every top-level element a Change leaves out keeps its value (Supported or
-    not); one sent empty is cleared."""
+@pytest.mark.parametrize("supported", [True, False], ids=["Supported", "no-Supported"])
+def test_event_change_16(tmp_path: Path, supported: bool) -> None:
+    """16.x: every top-level element a Change leaves out keeps its value, whether or not
+    Supported named it; one sent empty is cleared."""
 
     async def scenario() -> None:
-        p, item = await pair(tmp_path, "16.1", "Calendar", full_event(), other_version="16.1")
+        initial = "<Supported><cal:Subject/><b:Location/><cal:Reminder/></Supported>" if supported else ""
+        p, item = await pair(tmp_path, "16.1", "Calendar", full_event(), initial, other_version="16.1")
         before = await p.stored(item)
         assert await p.change(item, "<cal:Subject>Review v2</cal:Subject>") == []
         got = await p.stored(item)
