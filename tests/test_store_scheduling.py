@@ -453,3 +453,34 @@ def test_message_type_functions() -> None:
     invitation = meeting.read_invitation(meeting.with_message_type(ical("REQUEST", vevent(sequence=2)), 3))
     assert invitation is not None and invitation.message_type == 3
     assert meeting.read_invitation(ical("REQUEST", vevent(sequence=2))).message_type == 2  # type: ignore[union-attr]
+
+
+def test_invitation_sent_through_the_store_reaches_local_calendars(tmp_path: Path) -> None:
+    """``send_mail`` (a device's SendMail) schedules for each local recipient: Alice gets
+    the event; Bob, who sends it and is on the list, gets no copy of his own meeting;
+    external recipients are no users and change nothing."""
+    async def scenario() -> None:
+        dev = await device(tmp_path, "14.1")
+        dev.store.add_user(*USERS[1])
+        invitation = mail(ical("REQUEST"), to=f"{ATTENDEE}, {ORGANIZER}, {CAROL}")
+        await dev.store.send_mail(ORGANIZER, invitation, save_in_sent=True)
+        [event] = await events(dev.store)
+        assert (event.uid, event.response_type, event.meeting_status) == (UID, 5, 3)
+        assert await events(dev.store, ORGANIZER) == []
+        _, found = await meeting_mail(dev)
+        assert [t for _, t in found] == ["1"]
+
+    run(scenario)
+
+
+def test_run_now_refuses_a_coroutine_that_suspends() -> None:
+    import asyncio
+
+    from eas.store.scheduling import run_now
+
+    async def answer() -> int:
+        return 42
+
+    assert run_now(answer()) == 42
+    with pytest.raises(RuntimeError):
+        run_now(asyncio.sleep(0))
