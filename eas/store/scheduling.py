@@ -5,10 +5,11 @@ its Calendar before anyone answers.
 - REQUEST to anyone but its organizer (an attendee, a list member, someone it was
   forwarded to): the event goes into the default Calendar as not yet answered
   (ResponseType 5, BusyStatus tentative, MeetingStatus 3). A newer request for an event
-  the user has (same UID, same organizer) replaces it; the user's answer stays only when
-  the times did not change and the user had answered (an informational update, MS-OXOCAL
-  3.1.4.7.3.1), as do the user's own categories and reminder. A request for one
-  occurrence (RECURRENCE-ID) changes that occurrence.
+  the user has (same UID, same organizer) replaces it, keeping the user's categories and
+  reminder; the user's answer stays only when the start, end and recurrence did not
+  change and the user had answered (an informational update; a "significant change",
+  MS-OXOCAL 3.1.4.7.3.1, or a meeting not yet answered makes it a full one, tentative
+  again). A request for one occurrence (RECURRENCE-ID) changes that occurrence.
 - CANCEL from the organizer: the event is marked cancelled (MeetingStatus 7, free,
   "Canceled: " before the subject) and stays until the user removes it; a cancelled
   occurrence is taken out of the series.
@@ -21,8 +22,9 @@ organises, mail about unknown events, broken calendar parts: the calendar stays 
 is. Whatever happens here, the mail itself is delivered.
 
 ``scheduled`` is what ``ReferenceStore.deliver`` calls (``scheduled_async`` its
-``send_mail``). The MeetingMessageType a request gets (``schedule``'s answer) is recorded in the stored
-calendar part of that mail (``eas.items.meeting.with_message_type``).
+``send_mail``), before the mail is stored: the MeetingMessageType a request gets (new 1,
+full update 2, informational 3, outdated 4) is recorded in the stored calendar part of
+that mail (``eas.items.meeting.with_message_type``).
 """
 
 from __future__ import annotations
