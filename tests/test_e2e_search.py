@@ -77,7 +77,9 @@ def check(session: Session) -> None:
             continue
         where = f"{session.name} exchange {n} ({exchange.command})"
         assert exchange.status == 200, where
-        if cross_check:
+        # Find (code page 25, EAS 16.1) came to libwbxml after the 0.11.8 Debian ships:
+        # it cannot name those tags, so those responses are checked by our reading only.
+        if cross_check and not any(t in libwbxml.EXCLUDED for t in _tags(node)):
             theirs = libwbxml.from_libwbxml_xml(libwbxml.wbxml2xml(exchange.response).replace(b"\r", b"&#13;"))
             assert libwbxml.canon(theirs) == libwbxml.canon(node), f"libwbxml reads {where} differently"
         foreign = sorted({tags.name(t) for t in _tags(node) if session.version not in _versions(t)})
