@@ -165,7 +165,8 @@ class _Mutator:
 
     def mutate(self, root: Node) -> None:
         nodes = self.nodes(root)
-        inside = [(p, n) for p, n in nodes if p is not None and _under(root, p, A.ApplicationData)]
+        inside: list[tuple[Node | None, Node]] = [
+            (p, n) for p, n in nodes if p is not None and _under(root, p, A.ApplicationData)]
         if inside and self.draw(st.booleans()):  # an item's fields are where the class codecs are
             nodes = inside
         parent, node = self.draw(st.sampled_from(nodes))
@@ -275,7 +276,7 @@ def _follow(c: Client, values: dict[str, str], reply: Reply) -> None:
     if reply.node is None or reply.node.tag != A.Sync:
         return
     for collection in reply.node.find(A.Collections) or []:
-        cid, key, status = (collection.findtext(A.CollectionId), collection.findtext(A.SyncKey),
+        cid, key, status = (str(collection.findtext(A.CollectionId)), str(collection.findtext(A.SyncKey) or ""),
                             collection.findtext(A.Status))
         for name, (_, klass) in PIM.items():
             if cid != values[name] or (klass == "Notes" and c.version in ("2.5", "12.0", "12.1")):
@@ -293,7 +294,7 @@ def _stock(store: ReferenceStore) -> None:
     for n in range(6):
         store.deliver("alice@example.com", MAIL.replace(b"{n}", str(n).encode()))
     start = datetime(2030, 1, 7, 9, tzinfo=UTC)
-    items = {"Calendar": Calendar(subject="Planning", start=start, end=start + timedelta(hours=1),
+    items: dict[str, Calendar | Contact | Task | Note] = {"Calendar": Calendar(subject="Planning", start=start, end=start + timedelta(hours=1),
                                   organizer_email="bob@example.com", organizer_name="Bob", meeting_status=3,
                                   attendees=[Attendee(email="alice@example.com", name="Alice")]),
              "Contacts": Contact(first_name="Bob", last_name="Brown", email1_address="bob@example.com"),
@@ -407,7 +408,7 @@ def autodiscover_bodies(draw: st.DrawFn) -> bytes:
 def test_mutated_autodiscover_bodies_get_answers() -> None:
     """Autodiscover POX requests, mutated: an XML answer (a response or an Error), never
     a server error, and the account still answers a good request afterwards."""
-    from lxml import etree
+    from lxml import etree  # type: ignore[import-untyped]
 
     app, _ = make_app(Path(tempfile.mkdtemp(prefix="eas-fuzz-ad-")))
     errors = _Errors()
