@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from test_e2e import PASSWORD, Server, Session, https, pyas_client, pyas_session
 from test_e2e_search import admin, check
 
 from eas.items import vcard
+from eas.items.timezone import to_wire as zone_blob
 from eas.tags import AirSync, AirSyncBase
 from eas.tags import Calendar as C
 from eas.tags import Contacts as CT
@@ -279,6 +280,21 @@ def test_own_client_import_sync_change_export(server: Server, version: str, tmp_
             "<t:DateCompleted>2024-04-10T12:00:00.000Z</t:DateCompleted></ApplicationData></Change>"))
         _no_failed_responses(changed)
 
+        # new items made on the device (a UID is the device's to give before 16.0)
+        uid = "" if version == "16.1" else "<c:UID>device-1</c:UID>"
+        added = await device.sync(calendar, "Calendar", (
+            "<Add><ClientId>dev-event-1</ClientId><ApplicationData xmlns:c=\"Calendar:\">"
+            f"<c:Timezone>{zone_blob('Europe/Berlin')}</c:Timezone><c:AllDayEvent>0</c:AllDayEvent>"
+            "<c:StartTime>20240610T070000Z</c:StartTime><c:EndTime>20240610T080000Z</c:EndTime>"
+            f"<c:Subject>Device meeting</c:Subject>{uid}<c:BusyStatus>2</c:BusyStatus></ApplicationData></Add>"))
+        _added_ok(added)
+        added = await device.sync(contacts, "Contacts", (
+            "<Add><ClientId>dev-contact-1</ClientId><ApplicationData xmlns:p=\"Contacts:\">"
+            "<p:FirstName>Grace</p:FirstName><p:LastName>Hopper</p:LastName>"
+            "<p:Email1Address>grace@example.org</p:Email1Address><p:MobilePhoneNumber>+1 555 0199"
+            "</p:MobilePhoneNumber></ApplicationData></Add>"))
+        _added_ok(added)
+
     run(scenario())
     check(session)
 
@@ -295,8 +311,21 @@ def test_own_client_import_sync_change_export(server: Server, version: str, tmp_
     cards = {c.email1_address: c for c in vcard.read_vcards(export(server, user, "Contacts"))}
     assert cards["ada@example.org"].company_name == "Difference Engines"
     assert cards["charles@example.org"].last_name == "Babbage"
+    grace = cards["grace@example.org"]
+    assert (grace.first_name, grace.last_name, grace.mobile_phone_number) == ("Grace", "Hopper", "+1 555 0199")
+    [made] = [e for e in exported.values() if str(e["SUMMARY"]) == "Device meeting"]
+    assert made["DTSTART"].dt == datetime(2024, 6, 10, 7, tzinfo=UTC)
+    assert made["DTEND"].dt == datetime(2024, 6, 10, 8, tzinfo=UTC)
     [todo] = icalendar.Calendar.from_ical(export(server, user, "Tasks")).walk("VTODO")
     assert str(todo["SUMMARY"]) == "File taxes" and str(todo.get("STATUS")) == "COMPLETED"
+
+
+def _added_ok(collection: Node) -> None:
+    """The device's one Add was taken: Status 1 and a ServerId for it."""
+    responses = collection.find(AirSync.Responses)
+    assert responses is not None
+    [add] = responses.findall(AirSync.Add)
+    assert add.findtext(AirSync.Status) == "1" and add.findtext(AirSync.ServerId), add
 
 
 def _no_failed_responses(collection: Node) -> None:
