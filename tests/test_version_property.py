@@ -156,7 +156,7 @@ def names_in(item: Any) -> list[str]:
 
 
 async def one_example(world: World, klass: str, item: Any, version: str, body_type: int, size: int,
-                      query: str, cert: bytes) -> None:
+                      query: str, cert: bytes, filter_type: int = 0) -> None:
     folder = CLASSES[klass][0]
     dev = world.devices[version]
     if klass == "Calendar":  # a UID is unique within the mailbox; the examples share one
@@ -175,7 +175,8 @@ async def one_example(world: World, klass: str, item: Any, version: str, body_ty
     check(await c.command("GetItemEstimate", (
         f'<GetItemEstimate xmlns="GetItemEstimate:" {NS}><Collections><Collection>{class_xml}'
         f"<a:SyncKey>{key}</a:SyncKey><CollectionId>{cid}</CollectionId>"
-        "<a:Options><a:FilterType>0</a:FilterType></a:Options></Collection></Collections></GetItemEstimate>")),
+        f"<a:Options><a:FilterType>{filter_type}</a:FilterType></a:Options></Collection></Collections>"
+        "</GetItemEstimate>")),
           "GetItemEstimate", version).find(G.Response)
     if has("ItemOperations", version):
         node = check(await c.command("ItemOperations", (
@@ -219,12 +220,12 @@ async def one_example(world: World, klass: str, item: Any, version: str, body_ty
 
 
 @st.composite
-def examples(draw: st.DrawFn) -> tuple[str, Any, str, int, int, str, bytes]:
+def examples(draw: st.DrawFn) -> tuple[str, Any, str, int, int, str, bytes, int]:
     klass = draw(st.sampled_from(sorted(CLASSES)))
     _, first, strategy = CLASSES[klass]
     version = draw(st.sampled_from([v for v in VERSIONS if Version(v) >= Version(first)]))
     return (klass, draw(strategy), version, draw(st.sampled_from([1, 2])), draw(st.integers(0, 300)),
-            draw(st.text(max_size=12)), draw(st.binary(max_size=40)))
+            draw(st.text(max_size=12)), draw(st.binary(max_size=40)), draw(st.integers(0, 8)))
 
 
 def test_no_response_has_elements_outside_its_version(cheap_scrypt: None) -> None:
@@ -233,7 +234,7 @@ def test_no_response_has_elements_outside_its_version(cheap_scrypt: None) -> Non
     @settings(max_examples=int(os.environ.get("EAS_FUZZ_EXAMPLES", "40")), deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(examples())
-    def one(example: tuple[str, Any, str, int, int, str, bytes]) -> None:
+    def one(example: tuple[str, Any, str, int, int, str, bytes, int]) -> None:
         asyncio.run(one_example(world, *example))
 
     one()
