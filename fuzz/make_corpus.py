@@ -17,10 +17,13 @@ from collections.abc import Callable, Iterator
 from eas.tags import (
     AirSync,
     AirSyncBase,
+    Calendar,
     ComposeMail,
     Contacts,
     Email,
+    Find,
     ItemOperations,
+    ResolveRecipients,
     Search,
 )
 from eas.wbxml import Writer, decode
@@ -134,7 +137,64 @@ def w_messages() -> Iterator[bytes]:
     def empty_root(w: Writer) -> None:
         w.empty(AirSync.Sync)
 
-    for body in (sync_mail, sync_contact, itemops_resp, sendmail, smartreply, search, empty_root):
+    def sync_calendar(w: Writer) -> None:
+        """A recurring meeting with a moved and a deleted occurrence (Calendar page,
+        16.x InstanceId on AirSyncBase, a Timezone blob as base64 text)."""
+        with w.tag(AirSync.Sync), w.tag(AirSync.Collections), w.tag(AirSync.Collection):
+            w.leaf(AirSync.SyncKey, 3)
+            w.leaf(AirSync.CollectionId, 6)
+            w.leaf(AirSync.Status, 1)
+            with w.tag(AirSync.Commands), w.tag(AirSync.Add):
+                w.leaf(AirSync.ServerId, "6:1")
+                with w.tag(AirSync.ApplicationData):
+                    w.leaf(Calendar.Timezone, "xP///0UAdQByAG8AcABlAC8AQgBlAHIAbABpAG4A" + "A" * 188)
+                    w.leaf(Calendar.StartTime, "20240304T080000Z")
+                    w.leaf(Calendar.EndTime, "20240304T090000Z")
+                    w.leaf(Calendar.Subject, "Weekly review")
+                    w.leaf(Calendar.UID, "series-1")
+                    with w.tag(Calendar.Attendees), w.tag(Calendar.Attendee):
+                        w.leaf(Calendar.Email, "alice@example.com")
+                        w.leaf(Calendar.AttendeeStatus, 3)
+                    with w.tag(Calendar.Recurrence):
+                        w.leaf(Calendar.Type, 1)
+                        w.leaf(Calendar.Occurrences, 10)
+                        w.leaf(Calendar.DayOfWeek, 2)
+                    with w.tag(Calendar.Exceptions):
+                        with w.tag(Calendar.Exception):
+                            w.leaf(AirSyncBase.InstanceId, "2024-03-11T08:00:00.000Z")
+                            w.leaf(Calendar.Subject, "moved")
+                        with w.tag(Calendar.Exception):
+                            w.leaf(Calendar.ExceptionStartTime, "20240318T080000Z")
+                            w.leaf(Calendar.Deleted, 1)
+
+    def find(w: Writer) -> None:
+        with w.tag(Find.Find):
+            w.leaf(Find.SearchId, "0f8fad5b-d9cb-469f-a165-70867728950e")
+            with w.tag(Find.ExecuteSearch), w.tag(Find.MailBoxSearchCriterion):
+                with w.tag(Find.Query):
+                    w.leaf(AirSync.Class, "Email")
+                    w.leaf(Find.FreeText, "budget")
+                with w.tag(Find.Options):
+                    w.leaf(Find.Range, "0-9")
+                    w.empty(Find.DeepTraversal)
+
+    def resolve_recipients(w: Writer) -> None:
+        with w.tag(ResolveRecipients.ResolveRecipients):
+            w.leaf(ResolveRecipients.Status, 1)
+            with w.tag(ResolveRecipients.Response):
+                w.leaf(ResolveRecipients.To, "bob")
+                w.leaf(ResolveRecipients.Status, 1)
+                w.leaf(ResolveRecipients.RecipientCount, 1)
+                with w.tag(ResolveRecipients.Recipient):
+                    w.leaf(ResolveRecipients.Type, 1)
+                    w.leaf(ResolveRecipients.EmailAddress, "bob@example.com")
+                    with w.tag(ResolveRecipients.Certificates):
+                        w.leaf(ResolveRecipients.Status, 1)
+                        w.leaf(ResolveRecipients.CertificateCount, 1)
+                        w.leaf(ResolveRecipients.Certificate, "MIIBszCCAVmgAwIBAgIU")
+
+    for body in (sync_mail, sync_contact, itemops_resp, sendmail, smartreply, search, empty_root, sync_calendar,
+                 find, resolve_recipients):
         yield doc(body)
 
 
