@@ -581,3 +581,36 @@ def test_random_events_round_trip(rec: Recurrence, zone: str, subject: str, loca
     found, finite = ical.occurrences(text)
     assert finite and 1 <= len(found) <= rec.occurrences  # type: ignore[operator]
     assert all(s < t for (s, _, _), (t, _, _) in itertools.pairwise(found))
+
+
+def test_override_naming_no_one_stays_part_of_the_meeting() -> None:
+    """A moved occurrence exported without ORGANIZER/ATTENDEE keeps the series' meeting
+    status and attendees (no MeetingStatus/Attendees in its exception)."""
+    text = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//test//EN
+BEGIN:VEVENT
+UID:weekly-1
+DTSTAMP:20260101T000000Z
+DTSTART:20260105T090000Z
+DTEND:20260105T100000Z
+RRULE:FREQ=WEEKLY;COUNT=4
+SUMMARY:Standup
+ORGANIZER:mailto:boss@example.org
+ATTENDEE;PARTSTAT=ACCEPTED:mailto:alice@example.com
+END:VEVENT
+BEGIN:VEVENT
+UID:weekly-1
+DTSTAMP:20260101T000000Z
+RECURRENCE-ID:20260112T090000Z
+DTSTART:20260112T110000Z
+DTEND:20260112T120000Z
+SUMMARY:Standup
+END:VEVENT
+END:VCALENDAR
+"""
+    [event] = ical.read_ical(text, owner="alice@example.com")
+    assert isinstance(event, Calendar) and event.meeting_status == 3
+    [moved] = event.exceptions
+    assert moved.start == datetime(2026, 1, 12, 11, tzinfo=UTC)
+    assert moved.meeting_status is None and moved.attendees is None

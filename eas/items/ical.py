@@ -588,9 +588,15 @@ def _exception(master: Calendar, ov: Component, zone: str, owner: str) -> EventE
     if _cancelled_instance(ov):
         exc.deleted = True  # a cancelled instance, as Google exports it
         return exc
-    for name in ("subject", "start", "end", "all_day", "location", "body", "busy_status", "sensitivity",
-                 "reminder", "meeting_status", "categories", "attendees", "response_type",
-                 "appointment_reply_time", "dtstamp"):
+    names = ["subject", "start", "end", "all_day", "location", "body", "busy_status", "sensitivity",
+             "reminder", "meeting_status", "categories", "attendees", "response_type",
+             "appointment_reply_time", "dtstamp"]
+    if "ORGANIZER" not in ov and "ATTENDEE" not in ov:
+        # An override naming no one (as many exports write a moved occurrence) is still the
+        # series' meeting: a device would show it as a plain appointment otherwise.
+        names.remove("meeting_status")
+        names.remove("attendees")
+    for name in names:
         value = getattr(other, name)
         if value != getattr(master, name):
             setattr(exc, name, value)
