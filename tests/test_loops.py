@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from test_cli_server import eas
 from test_sync import ALICE, Device, cheap_scrypt, coll, collection, commands, device, message, run
 
 from eas.backend import EmailChange
@@ -69,6 +70,12 @@ def test_the_loop_is_narrowed_down_and_the_item_skipped(tmp_path: Path) -> None:
         records = await skipped_items(dev.app.store, ALICE, dev.client.device_id)
         assert [(r["server_id"], r["kind"], r["class"], r["collection_id"]) for r in records] == [
             (broken, "Add", "Email", dev.folders["Inbox"])]
+        # The admin sees it with `eas device skipped` (another process, the server running).
+        shown = eas("device", "skipped", ALICE, data_dir=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert f"{dev.client.device_id} (" in shown.stdout.decode() and "1 skipped" in shown.stdout.decode()
+        assert f"Email Add {broken} " in shown.stdout.decode()
+        assert eas("device", "skipped", ALICE, "NoSuchDevice", data_dir=tmp_path).returncode == 2
         # The device takes it from here: one at a time until it has caught up, the broken
         # mail never again, and never SyncKey 0.
         key = new_key
