@@ -809,3 +809,103 @@ def test_locked_database_gives_state_error(tmp_path: Path) -> None:
         await store.close()
 
     run(scenario())
+
+
+# -- settings and the audit trail (the access-control engines keep theirs here) ----------
+
+
+def test_settings_round_trip_list_and_remove(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        assert await store.get_setting("abq.mode") is None
+        await store.set_setting("abq.mode", "interactive")
+        await store.set_setting("abq.rules", [{"match": "iPhone", "action": "allow"}, {"regex": "^SAMSUNG"}])
+        await store.set_setting("abqx", 1)
+        await store.set_setting("jail.window", 30)
+        assert await new_store().get_setting("abq.rules") == [{"match": "iPhone", "action": "allow"},
+                                                             {"regex": "^SAMSUNG"}]
+        assert await store.settings("abq.") == {"abq.mode": "interactive",
+                                                "abq.rules": [{"match": "iPhone", "action": "allow"},
+                                                              {"regex": "^SAMSUNG"}]}
+        assert set(await store.settings()) == {"abq.mode", "abq.rules", "abqx", "jail.window"}
+        await store.set_setting("abq.mode", "strict")
+        assert await store.get_setting("abq.mode") == "strict"
+        await store.set_setting("abq.mode", None)
+        await store.set_setting("never.set", None)  # removing what is not there is no error
+        assert await new_store().get_setting("abq.mode") is None
+        assert set(await store.settings("abq")) == {"abq.rules", "abqx"}
+
+    run(scenario())
+
+
+def test_setting_names_and_prefixes_are_data(new_store: Callable[[], StateStore]) -> None:
+    async def scenario() -> None:
+        store = new_store()
+        for name in ("a%b", "a_b", "axb", "x'; DROP TABLE settings; --", "password.mobile:al\u00efce@example.com"):
+            await store.set_setting(name, name)
+        assert set(await store.settings("a%")) == {"a%b"}  # not a LIKE pattern
+        assert set(await store.settings("a_")) == {"a_b"}
+        assert await store.get_setting("x'; DROP TABLE settings; --") == "x'; DROP TABLE settings; --"
+        assert await store.get_setting("password.mobile:al\u00efce@example.com") == "password.mobile:al\u00efce@example.com"
+        with pytest.raises(TypeError):
+            await store.set_setting("bad", {1, 2})  # not JSON: refused, nothing stored
+        assert await store.get_setting("bad") is None
+
+    run(scenario())
+
+
+def test_audit_trail_newest_first_and_filtered(new_store: Callable[[], StateStore]) -> None:
+    from eas.state.model import AuditEvent
+
+    async def scenario() -> None:
+        store = new_store()
+        await store.record_event(AuditEvent("device.quarantined", "abq", "alice@example.com", "Dev1", "new device",
+                                            time=100.0))
+        await store.record_event(AuditEvent("device.allowed", "cli", "alice@example.com", "Dev1", "by admin",
+                                            time=200.0))
+        await store.record_event(AuditEvent("jail", "jail", "bob@example.com", "Dev9", "150 requests in 30 s",
+                                            time=300.0))
+        await store.record_event(AuditEvent("setting.set", "cli", detail="abq.mode=strict", time=300.0))
+        everything = await new_store().events()
+        assert [e.action for e in everything] == ["setting.set", "jail", "device.allowed", "device.quarantined"]
+        assert everything[2] == AuditEvent("device.allowed", "cli", "alice@example.com", "Dev1", "by admin",
+                                           time=200.0)
+        assert [e.action for e in await store.events(user="alice@example.com")] == ["device.allowed",
+                                                                                    "device.quarantined"]
+        assert [e.action for e in await store.events(user="alice@example.com", device_id="Dev1", since=150.0)] == [
+            "device.allowed"]
+        assert [e.action for e in await store.events(limit=1)] == ["setting.set"]
+        assert await store.events(limit=-5) == []
+        assert await store.events(device_id="nope") == []
+        got = (await store.events(limit=1))[0]
+        got.detail = "changed by the caller"
+        assert (await store.events(limit=1))[0].detail == "abq.mode=strict"  # not shared with the caller
+
+    run(scenario())
+
+
+def test_a_first_version_file_gains_settings_and_keeps_its_devices(tmp_path: Path) -> None:
+    """A state file made before the settings existed (schema 1) opens, migrates, and keeps
+    its device records."""
+    from eas.state.sqlite import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("INSERT INTO devices (user, device_id, record) VALUES (?, ?, ?)",
+               ("alice@example.com", "Old1", device(device_id="Old1", model="Nokia").to_json()))
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+
+    async def scenario() -> None:
+        store = SQLiteStateStore(path)
+        got = await store.get_device("alice@example.com", "Old1")
+        assert got is not None and got.model == "Nokia"
+        await store.set_setting("abq.mode", "permissive")
+        assert await store.settings() == {"abq.mode": "permissive"}
+        await store.close()
+
+    run(scenario())
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2

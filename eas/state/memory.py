@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import asdict, replace
+from typing import Any
 
-from eas.state.model import DeviceRecord
+from eas.state.model import AuditEvent, DeviceRecord
 
 
 class MemoryStateStore:
@@ -13,6 +16,8 @@ class MemoryStateStore:
     def __init__(self) -> None:
         self._devices: dict[tuple[str, str], str] = {}
         self._blobs: dict[tuple[str, str], dict[str, bytes]] = {}
+        self._settings: dict[str, str] = {}
+        self._events: list[AuditEvent] = []
 
     async def get_device(self, user: str, device_id: str) -> DeviceRecord | None:
         text = self._devices.get((user, device_id))
@@ -40,6 +45,28 @@ class MemoryStateStore:
 
     async def reset_device(self, user: str, device_id: str) -> None:
         self._blobs.pop((user, device_id), None)
+
+    async def get_setting(self, name: str) -> Any:
+        text = self._settings.get(name)
+        return None if text is None else json.loads(text)
+
+    async def set_setting(self, name: str, value: Any) -> None:
+        if value is None:
+            self._settings.pop(name, None)
+        else:
+            self._settings[name] = json.dumps(value)
+
+    async def settings(self, prefix: str = "") -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in sorted(self._settings.items()) if k.startswith(prefix)}
+
+    async def record_event(self, event: AuditEvent) -> None:
+        self._events.append(AuditEvent(**asdict(event)))
+
+    async def events(self, *, user: str | None = None, device_id: str | None = None,
+                     since: float | None = None, limit: int = 100) -> list[AuditEvent]:
+        found = [e for e in reversed(self._events) if user in (None, e.user) and device_id in (None, e.device_id)
+                 and (since is None or e.time >= since)]
+        return [replace(e) for e in found[:max(0, limit)]]
 
     async def close(self) -> None:
         pass

@@ -363,3 +363,18 @@ def diff(snapshot: dict[str, str], current: dict[str, str]) -> tuple[list[str], 
     changed = [k for k, v in current.items() if get(k, v) != v]
     deleted = [k for k in snapshot if k not in current]
     return added, changed, deleted
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    """One administrative decision or change, kept in the state store's audit trail:
+    who (``actor``: ``"cli"``, ``"web:admin"``, ``"abq"``, ``"jail"``, ...) did what
+    (``action``: ``"device.blocked"``, ``"setting.set"``, ...) to whom, and why."""
+
+    action: str
+    actor: str = "system"
+    user: str = ""
+    device_id: str = ""
+    detail: str = ""
+    time: float = field(default_factory=time.time)
+

@@ -16,16 +16,17 @@ that says what was being done.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from eas.protocol.errors import StateError
-from eas.state.model import DeviceRecord
+from eas.state.model import AuditEvent, DeviceRecord
 
 T = TypeVar("T")
 
@@ -53,6 +54,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value     BLOB NOT NULL,
             PRIMARY KEY (user, device_id, key)
         ) WITHOUT ROWID""",
+    ),
+    (
+        # Settings of the access-control engines (JSON values) and the audit trail.
+        """CREATE TABLE settings (
+            name  TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE audit (
+            id        INTEGER PRIMARY KEY,
+            time      REAL NOT NULL,
+            actor     TEXT NOT NULL,
+            action    TEXT NOT NULL,
+            user      TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            detail    TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_device ON audit (user, device_id, time)",
+        "CREATE INDEX audit_time ON audit (time)",
     ),
 )
 
@@ -138,6 +157,43 @@ class SQLiteStateStore:
     async def reset_device(self, user: str, device_id: str) -> None:
         self._run("resetting a device", lambda db: db.execute(
             "DELETE FROM blobs WHERE user = ? AND device_id = ?", (user, device_id)))
+
+    async def get_setting(self, name: str) -> Any:
+        row = self._run("reading a setting", lambda db: db.execute(
+            "SELECT value FROM settings WHERE name = ?", (name,)).fetchone())
+        return None if row is None else json.loads(row[0])
+
+    async def set_setting(self, name: str, value: Any) -> None:
+        if value is None:
+            self._run("removing a setting", lambda db: db.execute("DELETE FROM settings WHERE name = ?", (name,)))
+            return
+        text = json.dumps(value)  # before the lock: a value that is not JSON fails here, storing nothing
+        self._run("writing a setting", lambda db: db.execute(
+            "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, text)))
+
+    async def settings(self, prefix: str = "") -> dict[str, Any]:
+        # substr, not LIKE: a prefix holding % or _ is text, not a pattern.
+        rows = self._run("listing settings", lambda db: db.execute(
+            "SELECT name, value FROM settings WHERE substr(name, 1, ?) = ? ORDER BY name",
+            (len(prefix), prefix)).fetchall())
+        return {str(name): json.loads(value) for name, value in rows}
+
+    async def record_event(self, event: AuditEvent) -> None:
+        self._run("recording an audit event", lambda db: db.execute(
+            "INSERT INTO audit (time, actor, action, user, device_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (event.time, event.actor, event.action, event.user, event.device_id, event.detail)))
+
+    async def events(self, *, user: str | None = None, device_id: str | None = None,
+                     since: float | None = None, limit: int = 100) -> list[AuditEvent]:
+        where, args = [], []
+        for column, value in (("user = ?", user), ("device_id = ?", device_id), ("time >= ?", since)):
+            if value is not None:
+                where.append(column)
+                args.append(value)
+        sql = ("SELECT action, actor, user, device_id, detail, time FROM audit"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY time DESC, id DESC LIMIT ?")
+        rows = self._run("reading the audit trail", lambda db: db.execute(sql, (*args, max(0, limit))).fetchall())
+        return [AuditEvent(*row) for row in rows]
 
     async def close(self) -> None:
         with self._lock:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
-from eas.state.model import DeviceRecord
+from eas.state.model import AuditEvent, DeviceRecord
 
 
 class StateStore(Protocol):
@@ -34,6 +34,29 @@ class StateStore(Protocol):
 
     async def reset_device(self, user: str, device_id: str) -> None:
         """Drop all sync state of the device, keeping its record (a full resync follows)."""
+        ...
+
+    async def get_setting(self, name: str) -> Any:
+        """A setting's JSON value (access control, filters, jail...), None when unset.
+        Names are dotted and may carry a scope: ``"abq.mode"``,
+        ``"password.mobile:alice@example.com"``."""
+        ...
+
+    async def set_setting(self, name: str, value: Any) -> None:
+        """Store a JSON-serialisable value; None removes the setting."""
+        ...
+
+    async def settings(self, prefix: str = "") -> dict[str, Any]:
+        """Every setting whose name starts with ``prefix``, by name."""
+        ...
+
+    async def record_event(self, event: AuditEvent) -> None:
+        """Append to the audit trail (never changed or removed by the library)."""
+        ...
+
+    async def events(self, *, user: str | None = None, device_id: str | None = None,
+                     since: float | None = None, limit: int = 100) -> list[AuditEvent]:
+        """The newest audit events first, filtered by user, device and time."""
         ...
 
     async def close(self) -> None:
