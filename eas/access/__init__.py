@@ -1,0 +1,47 @@
+"""Device access control: one engine per module, each the built-in implementation of a
+core hook, configured through settings in the StateStore.
+
+Gatekeeping order (DESIGN.md "One request, end to end", step 3):
+
+1. IP allow-list (``ipallow``): the client address behind trusted proxies; 403 when refused.
+2. Authentication (``passwords``): the account password, or the mobile password when set.
+3. Rate jail, 4. protocol-version filters, 5. device registry, 6. ABQ, 7. provisioning.
+
+``SETTINGS`` is the table of known settings each engine registers (``register``), so that
+``eas config`` can refuse unknown names and invalid values before anything is stored.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# The engine modules that register settings (add yours here).
+ENGINES = ("eas.access.ipallow",)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """A known setting: ``check`` returns the value to store (normalised) or raises
+    ``ValueError`` naming what is wrong."""
+
+    name: str
+    check: Callable[[Any], Any]
+    default: Any
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {}
+
+
+def register(name: str, check: Callable[[Any], Any], default: Any, help: str) -> None:
+    SETTINGS[name] = Setting(name, check, default, help)
+
+
+def known_settings() -> dict[str, Setting]:
+    """Every registered setting, once each engine module is loaded."""
+    for module in ENGINES:
+        importlib.import_module(module)
+    return SETTINGS
