@@ -5,7 +5,9 @@ Gatekeeping order (DESIGN.md "One request, end to end", step 3):
 
 1. IP allow-list (``ipallow``): the client address behind trusted proxies; 403 when refused.
 2. Authentication (``passwords``): the account password, or the mobile password when set.
-3. Rate jail, 4. protocol-version filters, 5. device registry, 6. ABQ, 7. provisioning.
+3. Rate jail (``jail``): per device and per account, and a cap on an account's requests in
+   progress; 503 with Retry-After.
+4. Protocol-version filters, 5. device registry, 6. ABQ, 7. provisioning.
 
 ``SETTINGS`` is the table of known settings each engine registers (``register``), so that
 ``eas config`` can refuse unknown names and invalid values before anything is stored.
@@ -19,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 # The engine modules that register settings (add yours here).
-ENGINES = ("eas.access.ipallow",)
+ENGINES = ("eas.access.ipallow", "eas.access.jail")
 
 
 @dataclass(frozen=True, slots=True)
 class Setting:
     """A known setting: ``check`` returns the value to store (normalised) or raises
-    ``ValueError`` naming what is wrong."""
+    ``ValueError`` (``TypeError`` for a value of the wrong type) naming what is wrong."""
 
     name: str
     check: Callable[[Any], Any]
