@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eas import commands, merge
+from eas.access.jail import Jail
+from eas.access.versions import VersionFilters
 from eas.backend import Backend
 from eas.config import Config
 from eas.context import Context
@@ -45,8 +47,8 @@ from eas.state.session import DeviceState
 from eas.state.store import StateStore
 from eas.wbxml import Node, WBXMLError, Writer, decode
 
-__all__ = ["AccessDecision", "AccessHook", "ActiveSync", "Authenticator", "Config", "PolicyDecision", "PolicyHook",
-           "allow_all", "permissive_policy"]  # Config from eas.config, here too for ActiveSync(config=...)
+__all__ = ["AccessDecision", "AccessHook", "ActiveSync", "Authenticator", "ClientHook", "Config", "PolicyDecision", "PolicyHook",
+           "allow_all", "peer_address", "permissive_policy"]  # Config from eas.config, here too for ActiveSync(config=...)
 
 log = logging.getLogger("eas")
 
@@ -84,6 +86,15 @@ class PolicyDecision:
 
 PolicyHook = Callable[[str, DeviceRecord], Awaitable[PolicyDecision]]
 
+ClientHook = Callable[[HTTPRequest], Awaitable[str | None]]
+"""``client_address(http)``: the client's address (behind trusted proxies), or None to
+refuse the request with 403 before authentication (``eas.access.ipallow``)."""
+
+
+async def peer_address(http: HTTPRequest) -> str | None:
+    """The default client hook: the peer is the client, and every client may try."""
+    return http.client
+
 
 async def allow_all(request: EASRequest, user: str, device: DeviceRecord) -> AccessDecision:
     """The default access hook: every device is allowed."""
@@ -98,20 +109,24 @@ async def permissive_policy(user: str, device: DeviceRecord) -> PolicyDecision:
 class ActiveSync:
     """An ActiveSync server over a backend and a state store.
 
-    Hooks: ``authenticate`` (required), ``access`` (allow-all), ``policy`` (permissive).
+    Hooks: ``authenticate`` (required), ``access`` (allow-all), ``policy`` (permissive),
+    ``client_address`` (the peer).
     ``notify(user, folder_ids)`` wakes that user's waiting Pings; it is connected to the
     backend's ``watch`` and may be called from any thread.
     """
 
     def __init__(self, backend: Backend, store: StateStore, *, authenticate: Authenticator,
                  access: AccessHook = allow_all, policy: PolicyHook = permissive_policy,
-                 config: Config | None = None) -> None:
+                 client_address: ClientHook = peer_address, config: Config | None = None) -> None:
         self.backend = backend
         self.store = store
         self.authenticate = authenticate
         self.access = access
         self.policy = policy
+        self.client_address = client_address
         self.config = config or Config()
+        self.jail = Jail(store)  # the rate jail; replace it (or its clock) before serving
+        self.versions = VersionFilters(store)  # the versions hook (eas.access.versions), likewise
         self._locks: dict[tuple[str, str], _DeviceLock] = {}
         self._superseders: dict[tuple[str, str], _Waiter] = {}
         self._waiters: dict[str, set[_Waiter]] = {}
@@ -137,6 +152,10 @@ class ActiveSync:
         return self._finish(http, response)
 
     async def _handle(self, http: HTTPRequest) -> HTTPResponse:
+        address = await self.client_address(http)
+        if address is None:
+            return HTTPResponse(st.FORBIDDEN, [], b"")
+        http.client = address  # from here on the client, also for the later engines
         if http.path.lower().startswith("/autodiscover/"):
             from eas import autodiscover  # loaded by the servers that are asked only
 
@@ -144,8 +163,9 @@ class ActiveSync:
         if http.path.rstrip("/").lower() != self.config.path.lower():
             return HTTPResponse(st.NOT_FOUND, [], b"")
         if http.method == "OPTIONS":
-            await self._authenticate(http)
-            return self._options()
+            _, account = await self._authenticate(http)
+            return self._options(await self.versions(self.config.versions, account, http.header("user-agent", "") or "",
+                                                     None))
         if http.method != "POST":
             return HTTPResponse(st.METHOD_NOT_ALLOWED, [("Allow", "OPTIONS, POST")], b"")
         request = parse_request(http, max_body=self.config.max_request_body)
@@ -158,7 +178,17 @@ class ActiveSync:
         login, account = await self._authenticate(http)
         if request.user and not _same_account(request.user, login, account):
             raise AccessDenied("the User parameter names another account than the one authenticated")
-        if request.version not in self.config.versions:
+        release = await self.jail.admit(account, request.device_id,
+                                        replaces=(account, request.device_id) in self._superseders)
+        try:
+            return await self._admitted(request, account)
+        finally:
+            release()
+
+    async def _admitted(self, request: EASRequest, account: str) -> HTTPResponse:
+        offered = await self.versions(self.config.versions, account, request.user_agent, request.device_type,
+                                      request.version, request.device_id)
+        if request.version not in offered:
             raise ProtocolError(f"protocol version {request.version} is not offered")
         if not command_in_version(request.command, request.version):
             raise ProtocolError(f"{request.command} is not in protocol version {request.version}",
@@ -281,12 +311,13 @@ class ActiveSync:
         except WBXMLError as e:
             raise ProtocolError(f"malformed WBXML: {e}", status=st.Common.InvalidWBXML) from None
 
-    def _options(self) -> HTTPResponse:
-        """MS-ASHTTP 2.2.4: the versions and commands this server offers."""
+    def _options(self, versions: tuple[Version, ...]) -> HTTPResponse:
+        """MS-ASHTTP 2.2.4: the versions offered to this client and the commands in them."""
         return HTTPResponse(st.OK, [
             ("Allow", "OPTIONS,POST"),
-            ("MS-ASProtocolVersions", ",".join(v.text for v in self.config.versions)),
-            ("MS-ASProtocolCommands", ",".join(commands.COMMANDS)),
+            ("MS-ASProtocolVersions", ",".join(v.text for v in versions)),
+            ("MS-ASProtocolCommands", ",".join(c for c in commands.COMMANDS
+                                               if any(command_in_version(c, v) for v in versions))),
         ], b"")
 
     def _finish(self, http: HTTPRequest, response: HTTPResponse) -> HTTPResponse:

@@ -83,13 +83,16 @@ def open_store(path: Path, *, create: bool = True) -> ReferenceStore:
 
 def build(path: str | os.PathLike[str], config: Config | None = None) -> tuple[ActiveSync, ReferenceStore]:
     """``(ActiveSync, ReferenceStore)`` of a data dir: the mail store in ``mail.db``, the
-    sync state in ``state.db``, accounts authenticated by the store."""
+    sync state in ``state.db``, accounts authenticated by the store, the access engines of
+    ``eas.access`` configured by the settings in the state store."""
+    from eas.access.ipallow import IPAllowList
     from eas.core import ActiveSync  # here: the eas command's admin verbs do without the core
     from eas.state.sqlite import SQLiteStateStore
 
     folder = prepare_data_dir(Path(path))
     store = open_store(folder)
-    app = ActiveSync(store, SQLiteStateStore(folder / "state.db"), authenticate=store.authenticate,
+    state = SQLiteStateStore(folder / "state.db")
+    app = ActiveSync(store, state, authenticate=store.authenticate, client_address=IPAllowList(state),
                      config=config)
     return app, store
 
