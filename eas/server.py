@@ -86,13 +86,15 @@ def build(path: str | os.PathLike[str], config: Config | None = None) -> tuple[A
     sync state in ``state.db``, accounts authenticated by the store, the access engines of
     ``eas.access`` configured by the settings in the state store."""
     from eas.access.ipallow import IPAllowList
+    from eas.access.passwords import mobile_passwords
     from eas.core import ActiveSync  # here: the eas command's admin verbs do without the core
     from eas.state.sqlite import SQLiteStateStore
 
     folder = prepare_data_dir(Path(path))
     store = open_store(folder)
     state = SQLiteStateStore(folder / "state.db")
-    app = ActiveSync(store, state, authenticate=store.authenticate, client_address=IPAllowList(state),
+    app = ActiveSync(store, state, authenticate=mobile_passwords(state, store.authenticate),
+                     client_address=IPAllowList(state),
                      config=config)
     return app, store
 
