@@ -6,13 +6,15 @@ A ``Notifier`` has two sides. ``publish(user, folder_ids)`` tells every listenin
 that these backend folders of ``user`` changed (empty: anywhere); ``publish_account(user)``
 that the account's password or status changed. ``subscribe(callback, on_account)`` makes
 this process one of the listeners, calling ``callback`` (``ActiveSync.notify``) for each
-change and ``on_account`` for each account event. ``UnixSocketNotifier`` is the
+change, ``on_account`` for each account event and ``on_service`` for each service
+restart (``eas service restart anti-dos``: the jails are cleared). ``UnixSocketNotifier`` is the
 one-machine implementation: one Unix datagram socket in the data dir (``notify.sock``,
 mode 0600, so only the server's own account can reach it). A PostgreSQL LISTEN/NOTIFY or
 Redis pub/sub notifier for several machines takes its place behind the same four methods.
 
 The wire format is one datagram per event, UTF-8: ``user TAB folder_id,folder_id,...``
-for a change, ``!account TAB user`` for an account event, with ``%``, TAB, ``,``, ``!``
+for a change, ``!account TAB user`` for an account event, ``!service TAB name`` for a
+service restart, with ``%``, TAB, ``,``, ``!``
 and line breaks in names escaped as ``%XX``. Delivery is best effort, as change
 notification is everywhere in ActiveSync: a Ping that misses a wake-up still ends at its
 heartbeat, and the next Sync finds the change.
@@ -41,6 +43,8 @@ log = logging.getLogger("eas.notify")
 
 AccountCallback = Callable[[str], None]
 """``on_account(user)``: the account's password or status changed."""
+ServiceCallback = Callable[[str], None]
+"""``on_service(name)``: restart that service of the server (``"anti-dos"``)."""
 
 SOCKET_NAME = "notify.sock"
 # Datagrams larger than this are refused by the listener; a publisher whose folder list
@@ -63,10 +67,16 @@ class Notifier(Protocol):
         they forget cached logins. Same rules as ``publish``."""
         ...
 
-    async def subscribe(self, callback: ChangeCallback, on_account: AccountCallback | None = None) -> None:
-        """Start calling ``callback(user, folder_ids)`` for every published change and
-        ``on_account(user)`` for every account change, on the running event loop, until
-        ``close``."""
+    def publish_service(self, name: str) -> bool:
+        """Tell the listening server to restart service ``name``; whether one was reached.
+        Same rules as ``publish``."""
+        ...
+
+    async def subscribe(self, callback: ChangeCallback, on_account: AccountCallback | None = None,
+                        on_service: ServiceCallback | None = None) -> None:
+        """Start calling ``callback(user, folder_ids)`` for every published change,
+        ``on_account(user)`` for every account change and ``on_service(name)`` for every
+        service restart, on the running event loop, until ``close``."""
         ...
 
     async def close(self) -> None:
@@ -82,8 +92,8 @@ class NotifierInUse(OSError):
 @dataclass(frozen=True, slots=True)
 class Message:
     """One notification: ``kind`` is ``"change"`` (mail in ``folder_ids`` changed; empty:
-    anywhere) or ``"account"`` (the account's password or status changed: drop what is
-    cached about its logins)."""
+    anywhere), ``"account"`` (the account's password or status changed: drop what is
+    cached about its logins) or ``"service"`` (restart the service named in ``user``)."""
 
     kind: str
     user: str
@@ -105,6 +115,11 @@ def encode_account(user: str) -> bytes:
     return _ACCOUNT + b"\t" + _escape(user).encode("utf-8", "surrogatepass")
 
 
+def encode_service(name: str) -> bytes:
+    """A service datagram: ``!service TAB name``."""
+    return _SERVICE + b"\t" + _escape(name).encode("utf-8", "surrogatepass")
+
+
 def decode(data: bytes) -> Message:
     """The message of a datagram; ``ValueError`` when it is not one."""
     if len(data) > MAX_DATAGRAM:
@@ -117,6 +132,10 @@ def decode(data: bytes) -> Message:
         if not rest:
             raise ValueError("account notification without a user")
         return Message("account", unquote(rest))
+    if first == _SERVICE.decode():
+        if not rest:
+            raise ValueError("service notification without a name")
+        return Message("service", unquote(rest))
     if first.startswith("!"):
         raise ValueError(f"unknown notification {first!r}")
     folders = tuple(unquote(f) for f in rest.split(",")) if rest else ()
@@ -124,6 +143,7 @@ def decode(data: bytes) -> Message:
 
 
 _ACCOUNT = b"!account"
+_SERVICE = b"!service"
 
 
 def _escape(value: str) -> str:
@@ -151,24 +171,31 @@ class UnixSocketNotifier:
     def publish_account(self, user: str) -> None:
         self._send(encode_account(user), user)
 
-    def _send(self, data: bytes, user: str) -> None:
+    def publish_service(self, name: str) -> bool:
+        return self._send(encode_service(name), name)
+
+    def _send(self, data: bytes, user: str) -> bool:
+        """Whether the datagram reached a listening server."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
             s.setblocking(False)
             try:
                 with _address(self.path) as address:
                     s.sendto(data, address)
             except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
-                return  # no server: the next Sync finds the change anyway
+                return False  # no server: the next Sync finds the change anyway
             except BlockingIOError:
                 log.warning("notify: the server's queue is full; dropped a change of %s", user)
+                return False
             except OSError as e:
                 if e.errno in (errno.ENOTSOCK, errno.EPROTOTYPE, errno.ECONNREFUSED):
-                    return
+                    return False
                 raise
+            return True
 
     # -- listening (the server) -----------------------------------------------------------
 
-    async def subscribe(self, callback: ChangeCallback, on_account: AccountCallback | None = None) -> None:
+    async def subscribe(self, callback: ChangeCallback, on_account: AccountCallback | None = None,
+                        on_service: ServiceCallback | None = None) -> None:
         """Bind the socket (mode 0600) and call ``callback`` for each datagram. A stale
         socket file is replaced; a live one raises ``NotifierInUse``."""
         if self._sock is not None:
@@ -194,9 +221,10 @@ class UnixSocketNotifier:
         import asyncio  # here, not at the top: publishers (the eas command) have no loop
 
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.fileno(), self._readable, callback, on_account)
+        self._loop.add_reader(sock.fileno(), self._readable, callback, on_account, on_service)
 
-    def _readable(self, callback: ChangeCallback, on_account: AccountCallback | None) -> None:
+    def _readable(self, callback: ChangeCallback, on_account: AccountCallback | None,
+                  on_service: ServiceCallback | None) -> None:
         sock = self._sock
         if sock is None:
             return
@@ -216,8 +244,10 @@ class UnixSocketNotifier:
             try:
                 if message.kind == "change":
                     callback(message.user, message.folder_ids)
-                elif on_account is not None:
+                elif message.kind == "account" and on_account is not None:
                     on_account(message.user)
+                elif message.kind == "service" and on_service is not None:
+                    on_service(message.user)
             except Exception:
                 log.exception("notify: the %s callback failed", message.kind)
 

@@ -296,7 +296,8 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
     # The notify socket and the port first: a second server on the same data dir, or a
     # port in use, stops before anything is created (a demo password nobody saw).
     listener = notifier(folder)
-    await listener.subscribe(activesync.notify, on_account=lambda user: activesync.forget_credentials())
+    await listener.subscribe(activesync.notify, on_account=lambda user: activesync.forget_credentials(),
+                             on_service=lambda name: restart_service(activesync, name))
     sock: socket.socket | None = None
     try:
         sock = listen(options.host, options.effective_port, backlog=BACKLOG)
@@ -316,7 +317,10 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
             ASGIApp(activesync), host=options.host, port=options.effective_port, http="h11",
             lifespan="on", timeout_keep_alive=KEEP_ALIVE_SECONDS, limit_concurrency=None,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, log_level=options.log_level,
-            server_header=False, backlog=BACKLOG, **ssl)
+            server_header=False, backlog=BACKLOG,
+            # uvicorn would believe X-Forwarded-For from loopback peers: the IP allow-list
+            # (eas.access.ipallow) decides whose header counts, so the peer goes in as it is.
+            proxy_headers=False, **ssl)
         # One write: a signal arriving meanwhile cannot cut it (a demo password half shown).
         out("\n".join(banner(options, activesync, password=password, fingerprint=fingerprint)))
         await _server(uvicorn, config, activesync).serve(sockets=[sock])
@@ -325,6 +329,14 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
             sock.close()
         await listener.close()
         store.close()
+
+
+def restart_service(activesync: ActiveSync, name: str) -> None:
+    """``eas service restart NAME`` reached this server (over the notify socket)."""
+    if name == "anti-dos":
+        log.warning("anti-dos restarted: %d jails released", activesync.jail.clear())
+    else:
+        log.warning("restart of an unknown service %r ignored", name)
 
 
 def _server(uvicorn: Any, config: Any, activesync: ActiveSync) -> Any:

@@ -217,3 +217,77 @@ def test_concurrency_cap_with_held_pings(tmp_path: Path) -> None:
         assert await app.store.events() == []  # the cap jails nobody
 
     run(main())
+
+
+# -- over HTTP, with a real eas serve and the eas command ----------------------------------
+
+def test_end_to_end_jail_list_and_restart(tmp_path: Path) -> None:
+    """A device flooding a real server is jailed (503, Retry-After); ``eas service list``
+    shows it; ``eas service restart anti-dos`` frees it at once; ``eas config set`` turns
+    the jail off within a second or two."""
+    from test_cli_server import eas, http, serving
+
+    data = tmp_path / "data"
+    assert eas("user", "add", ALICE, "--password", "pw", data_dir=data).returncode == 0
+    for name, value in (("enabled", "true"), ("max_requests", "5"), ("window", "600"), ("duration", "900")):
+        r = eas("config", "set", f"jail.{name}", value, data_dir=data)
+        assert r.returncode == 0, r.stderr
+    r = eas("service", "restart", "anti-dos", data_dir=data)
+    assert (r.returncode, r.stdout) == (0, b"anti-dos: no server running (its jails end with it)\n")
+    with serving(data, "--no-tls") as server:
+        async def scenario() -> None:
+            c = Client(http(server.port), ALICE, "pw", version="14.1")
+            await c.provision()  # two requests
+            for _ in range(3):
+                assert (await hit(c)).status == 200
+            r = await hit(c)
+            assert r.status == 503 and 899 <= int(r.headers["retry-after"]) <= 900, r
+            listed = await asyncio.to_thread(eas, "service", "list", data_dir=data)
+            assert listed.returncode == 0, listed.stderr
+            assert b"anti-dos: enabled: more than 5 requests in 600 s" in listed.stdout
+            assert f"jailed: {ALICE} {c.device_id}, ".encode() in listed.stdout
+            restart = await asyncio.to_thread(eas, "service", "restart", "anti-dos", data_dir=data)
+            assert (restart.returncode, restart.stdout) == (0, b"anti-dos: restarted, every jail cleared\n")
+            for _ in range(40):  # the datagram is read by the server's loop: a moment
+                r = await hit(c)
+                if r.status != 503:
+                    break
+                await asyncio.sleep(0.05)
+            assert r.status == 200
+            listed = await asyncio.to_thread(eas, "service", "list", data_dir=data)
+            assert b"jailed:" not in listed.stdout
+            # the counting starts afresh: four more pass, the fifth after them is refused
+            for _ in range(4):
+                assert (await hit(c)).status == 200
+            assert (await hit(c)).status == 503
+            off = await asyncio.to_thread(eas, "config", "set", "jail.enabled", "false", data_dir=data)
+            assert off.returncode == 0, off.stderr
+            await asyncio.sleep(1.2)  # the engine reads the settings at most once a second
+            for _ in range(8):
+                assert (await hit(c)).status == 200
+
+        asyncio.run(scenario())
+    assert b"jail: " in server.stderr and b"anti-dos restarted: 1 jails released" in server.stderr
+
+
+def test_service_bad_input(tmp_path: Path) -> None:
+    from test_cli_server import eas
+
+    data = tmp_path / "data"
+    r = eas("service", "restart", "abq", data_dir=data)
+    assert r.returncode == 2 and b"unknown service 'abq'" in r.stderr
+    r = eas("service", "list", data_dir=data)
+    assert r.returncode == 0 and b"anti-dos: disabled (no server running)" in r.stdout
+
+
+def test_service_datagram_round_trip() -> None:
+    from eas import notify
+
+    assert notify.decode(notify.encode_service("anti-dos")) == notify.Message("service", "anti-dos")
+    assert notify.decode(notify.encode("!service", ())) == notify.Message("change", "!service")
+    for bad in (b"!service\t", b"!restart\tanti-dos"):
+        try:
+            notify.decode(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
