@@ -64,10 +64,16 @@ def parse_address(text: str) -> Address | None:
     """An address as peers and proxies write it (``1.2.3.4``, ``1.2.3.4:80``, ``::1``,
     ``[::1]:80``); IPv4-mapped IPv6 as IPv4. None when it is none of these."""
     text = text.strip()
+    port = None
     if text.startswith("["):
-        text = text[1:].partition("]")[0]
+        text, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:] if rest else None
     elif text.count(":") == 1:  # IPv4 with a port
-        text = text.partition(":")[0]
+        text, _, port = text.partition(":")
+    if port is not None and not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
