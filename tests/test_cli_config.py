@@ -1,0 +1,86 @@
+"""``eas config get|set|clear|list`` as a real process: values checked against the
+settings the engines register, bad input refused with exit 2 and nothing stored, every
+change in the audit trail as actor ``cli``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eas.access import known_settings
+from eas.state.model import AuditEvent
+from eas.state.sqlite import SQLiteStateStore
+from tests.test_cli_server import eas
+
+pytestmark = pytest.mark.kernel_independent
+
+
+def stored(data: Path) -> tuple[dict[str, Any], list[AuditEvent]]:
+    """What the data dir's state store holds: settings and audit events."""
+
+    async def read() -> tuple[dict[str, Any], list[AuditEvent]]:
+        store = SQLiteStateStore(data / "state.db")
+        try:
+            return await store.settings(), await store.events()
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def test_set_get_clear_list(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    r = eas("config", "list", data_dir=data)
+    assert r.returncode == 0, r.stderr
+    listed = r.stdout.decode()
+    for name, setting in known_settings().items():
+        assert f"{name} = {json.dumps(setting.default)} (default)" in listed
+    assert eas("config", "get", "ip.allow", data_dir=data).stdout == b"[]\n"
+    r = eas("config", "set", "ip.allow", '[" 10.0.0.0/8", "2001:DB8::/32"]', data_dir=data)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(eas("config", "get", "ip.allow", data_dir=data).stdout) == ["10.0.0.0/8", "2001:db8::/32"]
+    assert eas("config", "set", "ip.allow_enabled", "true", data_dir=data).returncode == 0
+    listed = eas("config", "list", data_dir=data).stdout.decode()
+    assert 'ip.allow = ["10.0.0.0/8", "2001:db8::/32"]\n' in listed
+    assert "ip.allow_enabled = true\n" in listed
+    assert eas("config", "clear", "ip.allow", data_dir=data).returncode == 0
+    assert eas("config", "get", "ip.allow", data_dir=data).stdout == b"[]\n"
+    settings, events = stored(data)
+    assert settings == {"ip.allow_enabled": True}
+    assert [(e.action, e.actor, e.detail) for e in reversed(events)] == [
+        ("setting.set", "cli", 'ip.allow=["10.0.0.0/8", "2001:db8::/32"]'),
+        ("setting.set", "cli", "ip.allow_enabled=true"),
+        ("setting.clear", "cli", "ip.allow"),
+    ]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("set", "ip.nope", "1"), b"unknown setting 'ip.nope'"),
+    (("get", "password.mobile:alice@example.com"), b"unknown setting"),  # eas password does those
+    (("set", "password.mobile:alice@example.com", '"x"'), b"unknown setting"),
+    (("clear", ""), b"unknown setting"),
+    (("set", "ip.allow", "10.0.0.0/8"), b"expected a JSON list"),
+    (("set", "ip.allow", '["10.0.0.0/8"'), b"expected a JSON list"),  # broken JSON: a bare word
+    (("set", "ip.allow", '["10.0.0.1/8"]'), b"host bits set"),
+    (("set", "ip.allow", '["10.0.0.0/33"]'), b"not a CIDR network"),
+    (("set", "ip.allow", '["fe80::/129"]'), b"not a CIDR network"),
+    (("set", "ip.allow", "[10]"), b"not a CIDR network"),
+    (("set", "ip.allow", '{"10.0.0.0/8": true}'), b"expected a JSON list"),
+    (("set", "ip.trusted_proxies", '["proxy.example"]'), b"not a CIDR network"),
+    (("set", "ip.allow_enabled", "yes"), b"expected true or false"),
+    (("set", "ip.allow_enabled", "1"), b"expected true or false"),
+    (("set", "ip.allow_enabled", "null"), b"expected true or false"),
+    (("set", "ip.allow_enabled"), b"the following arguments are required"),
+    (("frobnicate",), b"invalid choice"),
+])
+def test_bad_input_stores_nothing(tmp_path: Path, args: tuple[str, ...], message: bytes) -> None:
+    data = tmp_path / "data"
+    r = eas("config", *args, data_dir=data)
+    assert r.returncode == 2 and message in r.stderr and b"Traceback" not in r.stderr, r
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    if (data / "state.db").exists():
+        assert stored(data) == ({}, [])
