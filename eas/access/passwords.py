@@ -45,8 +45,8 @@ def mobile_passwords(store: StateStore, authenticate: Authenticator) -> Authenti
     async def check(login: str, password: str) -> str | None:
         found = await _account_of(store, login)
         if found is not None:
-            account, stored = found
-            return account if await asyncio.to_thread(passwords.verify_password, password, stored) else None
+            mobile, stored = found
+            return mobile if await asyncio.to_thread(passwords.verify_password, password, stored) else None
         account = await authenticate(login, password)
         if account is not None and await store.get_setting(PREFIX + account.lower()) is not None:
             return None  # the account password, for an account that has a mobile one
