@@ -7,7 +7,9 @@ Gatekeeping order (DESIGN.md "One request, end to end", step 3):
 2. Authentication (``passwords``): the account password, or the mobile password when set.
 3. Rate jail (``jail``): per device and per account, and a cap on an account's requests in
    progress; 503 with Retry-After.
-4. Protocol-version filters, 5. device registry, 6. ABQ, 7. provisioning.
+4. Protocol-version filters (``versions``): the versions a client is offered (OPTIONS) and
+   may use; a command in a removed version is refused as a version not offered.
+5. Device registry, 6. ABQ, 7. provisioning.
 
 ``SETTINGS`` is the table of known settings each engine registers (``register``), so that
 ``eas config`` can refuse unknown names and invalid values before anything is stored.
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # The engine modules that register settings (add yours here).
-ENGINES = ("eas.access.ipallow", "eas.access.jail")
+ENGINES = ("eas.access.ipallow", "eas.access.jail", "eas.access.versions")
 
 
 @dataclass(frozen=True, slots=True)
