@@ -73,7 +73,7 @@ def test_set_get_clear_list(tmp_path: Path) -> None:
     (("set", "ip.trusted_proxies", '["proxy.example"]'), b"not a CIDR network"),
     (("set", "ip.allow_enabled", "yes"), b"expected true or false"),
     (("set", "ip.allow_enabled", "1"), b"expected true or false"),
-    (("set", "ip.allow_enabled", "null"), b"expected true or false"),
+    (("set", "ip.allow_enabled", "null"), b"eas config clear resets it"),
     (("set", "ip.allow_enabled"), b"the following arguments are required"),
     (("frobnicate",), b"invalid choice"),
 ])
@@ -84,3 +84,28 @@ def test_bad_input_stores_nothing(tmp_path: Path, args: tuple[str, ...], message
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     if (data / "state.db").exists():
         assert stored(data) == ({}, [])
+
+
+def test_admin_api() -> None:
+    """``change_setting``/``get_setting``: what ``eas config`` and an admin page call."""
+    from eas.access import change_setting, get_setting
+    from eas.state.memory import MemoryStateStore
+
+    async def scenario() -> None:
+        store = MemoryStateStore()
+        assert await get_setting(store, "ip.allow") == []
+        with pytest.raises(KeyError):
+            await change_setting(store, "ip.nope", 1, actor="web:admin")
+        with pytest.raises(ValueError, match="host bits"):
+            await change_setting(store, "ip.allow", ["192.0.2.1/24"], actor="web:admin")
+        with pytest.raises(TypeError):
+            await change_setting(store, "ip.allow_enabled", "true", actor="web:admin")
+        assert await store.settings() == {} and await store.events() == []
+        assert await change_setting(store, "ip.allow", ["192.0.2.0/24"], actor="web:admin") == ["192.0.2.0/24"]
+        assert await get_setting(store, "ip.allow") == ["192.0.2.0/24"]
+        assert await change_setting(store, "ip.allow", None, actor="web:admin") == []
+        assert await store.settings() == {}
+        assert [(e.action, e.actor) for e in await store.events()] == [("setting.clear", "web:admin"),
+                                                                      ("setting.set", "web:admin")]
+
+    asyncio.run(scenario())

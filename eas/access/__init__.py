@@ -18,9 +18,13 @@ Gatekeeping order (DESIGN.md "One request, end to end", step 3):
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eas.state.store import StateStore
 
 # The engine modules that register settings (add yours here).
 ENGINES = ("eas.access.ipallow", "eas.access.jail", "eas.access.versions")
@@ -49,3 +53,29 @@ def known_settings() -> dict[str, Setting]:
     for module in ENGINES:
         importlib.import_module(module)
     return SETTINGS
+
+
+async def get_setting(store: StateStore, name: str) -> Any:
+    """A known setting's value, its default when unset (``KeyError``: unknown name)."""
+    setting = known_settings()[name]
+    value = await store.get_setting(name)
+    return setting.default if value is None else value
+
+
+async def change_setting(store: StateStore, name: str, value: Any, *, actor: str) -> Any:
+    """The admin API behind ``eas config``: check ``value`` against the registered
+    setting and store what the check returns (None: back to the default), audited as
+    ``actor``. ``KeyError`` for an unknown name, ``ValueError``/``TypeError`` for an
+    invalid value: nothing is stored then."""
+    from eas.state.model import AuditEvent
+
+    setting = known_settings()[name]
+    if value is None:
+        await store.set_setting(name, None)
+        await store.record_event(AuditEvent("setting.clear", actor=actor, detail=name))
+        return setting.default
+    value = setting.check(value)
+    await store.set_setting(name, value)
+    await store.record_event(AuditEvent("setting.set", actor=actor,
+                                        detail=f"{name}={json.dumps(value, ensure_ascii=False)}"))
+    return value

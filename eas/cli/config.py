@@ -56,32 +56,33 @@ def _show(value: Any) -> str:
 
 
 def config_get(args: argparse.Namespace) -> int:
-    setting = _setting(args.name)
+    from eas.access import get_setting
+
+    _setting(args.name)
 
     async def work(store: StateStore) -> int:
-        value = await store.get_setting(setting.name)
-        print(_show(setting.default if value is None else value))
+        print(_show(await get_setting(store, args.name)))
         return 0
 
     return _with_state(args, work)
 
 
 def config_set(args: argparse.Namespace) -> int:
-    from eas.state.model import AuditEvent
+    from eas.access import change_setting
 
     setting = _setting(args.name)
     try:
         raw = json.loads(args.value)
     except ValueError:
         raw = args.value  # a bare word (``strict``) is the string it spells
-    try:
-        value = setting.check(raw)
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"invalid value for {setting.name}: {e}") from None
+    if raw is None:
+        raise UsageError(f"invalid value for {setting.name}: null (eas config clear resets it)")
 
     async def work(store: StateStore) -> int:
-        await store.set_setting(setting.name, value)
-        await store.record_event(AuditEvent("setting.set", actor="cli", detail=f"{setting.name}={_show(value)}"))
+        try:
+            value = await change_setting(store, setting.name, raw, actor="cli")
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"invalid value for {setting.name}: {e}") from None
         print(f"{setting.name} = {_show(value)}")
         return 0
 
@@ -89,13 +90,12 @@ def config_set(args: argparse.Namespace) -> int:
 
 
 def config_clear(args: argparse.Namespace) -> int:
-    from eas.state.model import AuditEvent
+    from eas.access import change_setting
 
     setting = _setting(args.name)
 
     async def work(store: StateStore) -> int:
-        await store.set_setting(setting.name, None)
-        await store.record_event(AuditEvent("setting.clear", actor="cli", detail=setting.name))
+        await change_setting(store, setting.name, None, actor="cli")
         print(f"{setting.name} cleared (default {_show(setting.default)})")
         return 0
 
