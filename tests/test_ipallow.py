@@ -219,3 +219,19 @@ def test_allow_list_over_http_ipv6(tmp_path: Path) -> None:
             return await status() == 403
 
         assert until(refused)
+
+
+def test_autodiscover_and_unknown_paths_are_behind_the_list(tmp_path: Path) -> None:
+    """The list guards the whole endpoint, not only the ActiveSync path."""
+
+    async def scenario() -> None:
+        app, _ = make_app(tmp_path, users=(("alice@example.com", "pw"),))
+        await app.store.set_setting("ip.allow_enabled", True)
+        await app.store.set_setting("ip.allow", ["198.51.100.0/24"])
+        for path in ("/autodiscover/autodiscover.xml", "/elsewhere"):
+            for client, expected in (("192.0.2.7", 403), ("198.51.100.4", 401 if path.startswith("/auto") else 404)):
+                request = HTTPRequest("POST", path, "", [], b"<Autodiscover/>", client)
+                assert (await app.handle(request)).status == expected, (path, client)
+        await app.store.close()
+
+    asyncio.run(scenario())
