@@ -298,7 +298,8 @@ is None on OPTIONS; ``requested`` is the version a command asks for (None on OPT
 class VersionFilters:
     """The built-in versions hook: ``evaluate`` over the stored filters, the list
     re-read at most once per ``ttl`` seconds of ``clock``. A command refused because a
-    filter removed its version is recorded in the audit trail."""
+    filter removed its version is recorded in the audit trail, once per device and
+    version while the filters stay the same (a device retrying does not flood it)."""
 
     def __init__(self, store: StateStore, *, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
@@ -306,11 +307,15 @@ class VersionFilters:
         self.clock = clock
         self._filters: list[Filter] = []
         self._expires = float("-inf")
+        self._refused: set[tuple[str, str, Version]] = set()
 
     async def filters(self) -> list[Filter]:
         now = self.clock()
         if now >= self._expires:
-            self._filters = load(await self.store.get_setting(SETTING))
+            filters = load(await self.store.get_setting(SETTING))
+            if filters != self._filters:
+                self._refused.clear()
+            self._filters = filters
             self._expires = now + self.ttl
         return self._filters
 
@@ -321,10 +326,19 @@ class VersionFilters:
             return tuple(offered)
         result = evaluate(filters, offered, subject(account, user_agent, device_type))
         if requested is not None and requested in offered and requested not in result:
-            await self.store.record_event(AuditEvent(
-                "versions.refused", "versions", account, device_id,
-                f"{requested.text} removed by the version filters (left: {' '.join(v.text for v in result) or 'none'})"))
+            await self._refuse(account, device_id, requested, result)
         return result
+
+    async def _refuse(self, account: str, device_id: str, version: Version, left: tuple[Version, ...]) -> None:
+        refusal = (account, device_id, version)
+        if refusal in self._refused:
+            return
+        if len(self._refused) >= 10000:
+            self._refused.clear()
+        self._refused.add(refusal)
+        await self.store.record_event(AuditEvent(
+            "versions.refused", "versions", account, device_id,
+            f"{version.text} removed by the version filters (left: {' '.join(v.text for v in left) or 'none'})"))
 
 
 # -- the admin API ---------------------------------------------------------------------------
