@@ -26,6 +26,7 @@ from typing import Any
 
 from eas import commands, merge
 from eas.access.jail import Jail
+from eas.access.mobile import GroupsHook, MobileAccess
 from eas.access.versions import VersionFilters
 from eas.backend import Backend
 from eas.config import Config
@@ -127,6 +128,8 @@ class ActiveSync:
         self.config = config or Config()
         self.jail = Jail(store)  # the rate jail; replace it (or its clock) before serving
         self.versions = VersionFilters(store)  # the versions hook (eas.access.versions), likewise
+        self.mobile = MobileAccess(store)  # mobile access on or off (eas.access.mobile)
+        self.groups: GroupsHook = self.mobile.groups_from_settings  # an account's classes of service
         self._locks: dict[tuple[str, str], _DeviceLock] = {}
         self._superseders: dict[tuple[str, str], _Waiter] = {}
         self._waiters: dict[str, set[_Waiter]] = {}
@@ -178,6 +181,7 @@ class ActiveSync:
         login, account = await self._authenticate(http)
         if request.user and not _same_account(request.user, login, account):
             raise AccessDenied("the User parameter names another account than the one authenticated")
+        await self.mobile.admit(account, self.groups)
         release = await self.jail.admit(account, request.device_id,
                                         replaces=(account, request.device_id) in self._superseders)
         try:

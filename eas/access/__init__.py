@@ -5,11 +5,16 @@ Gatekeeping order (DESIGN.md "One request, end to end", step 3):
 
 1. IP allow-list (``ipallow``): the client address behind trusted proxies; 403 when refused.
 2. Authentication (``passwords``): the account password, or the mobile password when set.
+2b. Mobile access (``mobile``): per user, else per class of service, else the default;
+   status 126 (403 before 14.0). OPTIONS and Autodiscover are still answered.
 3. Rate jail (``jail``): per device and per account, and a cap on an account's requests in
    progress; 503 with Retry-After.
 4. Protocol-version filters (``versions``): the versions a client is offered (OPTIONS) and
    may use; a command in a removed version is refused as a version not offered.
 5. Device registry, 6. ABQ, 7. provisioning.
+
+Beside the order: account protocol loggers (``logger``) write an account's requests and
+responses to a file of its own.
 
 ``SETTINGS`` is the table of known settings each engine registers (``register``), so that
 ``eas config`` can refuse unknown names and invalid values before anything is stored.
@@ -27,7 +32,8 @@ if TYPE_CHECKING:
     from eas.state.store import StateStore
 
 # The engine modules that register settings (add yours here).
-ENGINES = ("eas.access.ipallow", "eas.access.jail", "eas.access.versions")
+ENGINES = ("eas.access.ipallow", "eas.access.jail", "eas.access.versions", "eas.access.mobile",
+           "eas.access.logger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,18 @@ def register(name: str, check: Callable[[Any], Any], default: Any, help: str) ->
     SETTINGS[name] = Setting(name, check, default, help)
 
 
+def lookup(name: str) -> Setting:
+    """The setting of a name; a name registered as ``prefix.*`` stands for every name
+    under the prefix (``logger.alice@example.com``). ``KeyError``: unknown."""
+    settings = known_settings()
+    if name in settings:
+        return settings[name]
+    prefix = name.split(".", 1)[0]
+    if name.count(".") and len(name) > len(prefix) + 1 and prefix + ".*" in settings:
+        return settings[prefix + ".*"]
+    raise KeyError(name)
+
+
 def known_settings() -> dict[str, Setting]:
     """Every registered setting, once each engine module is loaded."""
     for module in ENGINES:
@@ -57,7 +75,7 @@ def known_settings() -> dict[str, Setting]:
 
 async def get_setting(store: StateStore, name: str) -> Any:
     """A known setting's value, its default when unset (``KeyError``: unknown name)."""
-    setting = known_settings()[name]
+    setting = lookup(name)
     value = await store.get_setting(name)
     return setting.default if value is None else value
 
@@ -69,7 +87,7 @@ async def change_setting(store: StateStore, name: str, value: Any, *, actor: str
     invalid value: nothing is stored then."""
     from eas.state.model import AuditEvent
 
-    setting = known_settings()[name]
+    setting = lookup(name)
     if value is None:
         await store.set_setting(name, None)
         await store.record_event(AuditEvent("setting.clear", actor=actor, detail=name))
