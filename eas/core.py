@@ -26,6 +26,7 @@ from typing import Any
 
 from eas import commands, merge
 from eas.access.jail import Jail
+from eas.access.logger import AccountLoggers
 from eas.access.mobile import GroupsHook, MobileAccess
 from eas.access.versions import VersionFilters
 from eas.backend import Backend
@@ -128,6 +129,7 @@ class ActiveSync:
         self.config = config or Config()
         self.jail = Jail(store)  # the rate jail; replace it (or its clock) before serving
         self.versions = VersionFilters(store)  # the versions hook (eas.access.versions), likewise
+        self.loggers = AccountLoggers(store)  # protocol loggers (eas.access.logger); server.build sets its folder
         self.mobile = MobileAccess(store)  # mobile access on or off (eas.access.mobile)
         self.groups: GroupsHook = self.mobile.groups_from_settings  # an account's classes of service
         self._locks: dict[tuple[str, str], _DeviceLock] = {}
@@ -179,6 +181,18 @@ class ActiveSync:
 
     async def _command(self, http: HTTPRequest, request: EASRequest) -> HTTPResponse:
         login, account = await self._authenticate(http)
+        logger = await self.loggers.get(account)  # eas.access.logger: None for most accounts
+        if logger is None:
+            return await self._gated(http, request, login, account)
+        self.loggers.clamp(logger, request)
+        try:
+            response = await self._gated(http, request, login, account)
+        except EASError as e:
+            response = _error_response(e, request)
+        self.loggers.write(account, logger, http, request, response)
+        return response
+
+    async def _gated(self, http: HTTPRequest, request: EASRequest, login: str, account: str) -> HTTPResponse:
         if request.user and not _same_account(request.user, login, account):
             raise AccessDenied("the User parameter names another account than the one authenticated")
         await self.mobile.admit(account, self.groups)

@@ -96,6 +96,7 @@ def build(path: str | os.PathLike[str], config: Config | None = None) -> tuple[A
     app = ActiveSync(store, state, authenticate=mobile_passwords(state, store.authenticate),
                      client_address=IPAllowList(state),
                      config=config)
+    app.loggers.folder = folder / "logs"
     return app, store
 
 
