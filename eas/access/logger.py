@@ -180,3 +180,33 @@ def _body(data: bytes, limit: int) -> str:
         elif node.text is not None and len(node.text) > limit:
             node.text = f"[{len(node.text)} {'bytes' if isinstance(node.text, bytes) else 'characters'} omitted]"
     return to_xml(root)
+
+
+# -- the admin API (eas logger) ----------------------------------------------------------
+
+async def add_logger(store: StateStore, account: str, *, level: str = "full", file: str | None = None,
+                     window: int | None = None, max_body: int = DEFAULT_MAX_BODY, actor: str) -> dict[str, Any]:
+    """Start (or change) the account's logger, audited as ``actor``; ``ValueError`` for a
+    bad account name or field, nothing stored then."""
+    from eas.access import change_setting
+
+    if not account or len(account) > 320 or any(c.isspace() or ord(c) < 32 for c in account):
+        raise ValueError("the account name is empty, too long or has spaces or control characters")
+    value: dict[str, Any] = await change_setting(store, PREFIX + account, {
+        "level": level, "file": file, "window": window, "max_body": max_body}, actor=actor)
+    return value
+
+
+async def remove_logger(store: StateStore, account: str, *, actor: str) -> bool:
+    """Stop the account's logger (False: it had none), audited as ``actor``."""
+    from eas.access import change_setting
+
+    if await store.get_setting(PREFIX + account) is None:
+        return False
+    await change_setting(store, PREFIX + account, None, actor=actor)
+    return True
+
+
+async def list_loggers(store: StateStore) -> dict[str, dict[str, Any]]:
+    """Every account's logger, by account."""
+    return {name[len(PREFIX):]: value for name, value in sorted((await store.settings(PREFIX)).items())}
