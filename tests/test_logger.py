@@ -254,3 +254,39 @@ def test_logger_over_http(tmp_path: Path) -> None:
         assert until(stopped)
         assert "no protocol loggers" in eas("logger", "list", data_dir=data).stdout.decode()
     assert server.process.returncode == 0, server.stderr
+
+
+def test_search_and_itemoperations_credentials_redacted() -> None:
+    from eas.access.logger import render
+    from eas.wbxml import from_xml
+
+    body = from_xml('<Search xmlns="Search:"><Store><Name>DocumentLibrary</Name><Query>'
+                    '<EqualTo><LinkId xmlns="DocumentLibrary:"/><Value>\\\\srv\\share</Value></EqualTo></Query>'
+                    '<Options><UserName>CORP\\alice</UserName><Password>s3arch-secret</Password></Options>'
+                    '</Store></Search>')
+    ops = from_xml('<ItemOperations xmlns="ItemOperations:"><Fetch><Store>DocumentLibrary</Store>'
+                   '<LinkId xmlns="DocumentLibrary:">\\\\srv\\f</LinkId><Options><UserName>CORP\\alice</UserName>'
+                   '<Password>f3tch-secret</Password></Options></Fetch></ItemOperations>')
+    for data, secret in ((body, "s3arch-secret"), (ops, "f3tch-secret")):
+        http = HTTPRequest("POST", "/Microsoft-Server-ActiveSync", "Cmd=X", [], data)
+        text = render(check({}), http, type("R", (), {"body": data})(), HTTPResponse(200))  # type: ignore[arg-type]
+        assert secret not in text and "CORP" not in text and "<Password>[redacted]</Password>" in text
+
+
+def test_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond MAX_FILE bytes the file moves to .1 (one old file kept) and a new one starts."""
+    from eas.access import logger as engine
+
+    monkeypatch.setattr(engine, "MAX_FILE", 300)
+
+    async def scenario() -> None:
+        app, _ = make_app(tmp_path / "data")
+        app.loggers.folder = tmp_path / "logs"
+        http = HTTPRequest("POST", "/Microsoft-Server-ActiveSync", "", [("user-agent", "u" * 100)])
+        for _ in range(10):
+            app.loggers.write(ALICE, check({"level": "headers"}), http, None, HTTPResponse(200))
+        files = sorted(p.name for p in (tmp_path / "logs").iterdir())
+        assert files == [f"{ALICE}.log", f"{ALICE}.log.1"]
+        assert all((tmp_path / "logs" / f).stat().st_size <= 300 + 200 for f in files)
+
+    asyncio.run(scenario())
