@@ -50,19 +50,19 @@ def check_name(name: Any, what: str = "group name") -> str:
     """A group name or account as stored: printable, no spaces, bounded (``ValueError``)."""
     if not isinstance(name, str):
         raise TypeError(f"a {what} is a string")
-    name = name.strip().lower()
-    if not name or len(name) > MAX_NAME or not name.isprintable() or any(c.isspace() for c in name):
-        raise ValueError(f"not a valid {what}: {name[:MAX_NAME]!r}")
-    return name
+    text = str(name).strip().lower()
+    if not text or len(text) > MAX_NAME or not text.isprintable() or any(c.isspace() for c in text):
+        raise ValueError(f"not a valid {what}: {text[:MAX_NAME]!r}")
+    return text
 
 
 def check_member(member: Any) -> str:
     """An account (``alice@example.com``) or a whole domain (``@example.com``)."""
-    member = check_name(member, "member")
-    local, at, domain = member.rpartition("@")
-    if not at or not domain or "@" in local or (not local and member != "@" + domain):
-        raise ValueError(f"a member is an account (user@domain) or a domain (@domain): {member!r}")
-    return member
+    text = check_name(member, "member")
+    local, at, domain = text.rpartition("@")
+    if not at or not domain or "@" in local:
+        raise ValueError(f"a member is an account (user@domain) or a domain (@domain): {text!r}")
+    return text
 
 
 def _groups(value: Any) -> list[dict[str, Any]]:
