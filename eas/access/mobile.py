@@ -117,11 +117,12 @@ class MobileAccess:
         self.clock = clock
         self._until = float("-inf")
         self._values: dict[str, Any] = {}
+        self._groups: list[dict[str, Any]] = []  # mobile.groups, read and checked once per refresh
         self._refusals: dict[str, float] = {}
 
     def groups_from_settings(self, account: str) -> list[str]:
         """The default ``ActiveSync.groups`` hook (reads the cached settings)."""
-        return _member_of(account, _read_groups(self._values.get("mobile.groups")))
+        return _member_of(account, self._groups)
 
     async def explain(self, account: str, groups: GroupsHook | None = None) -> tuple[bool, str]:
         await self._refresh()
@@ -131,8 +132,7 @@ class MobileAccess:
             member_of = await member_of
         user = self._values.get(USER_PREFIX + account)
         default = self._values.get("mobile.default")
-        return decide(account, user if isinstance(user, bool) else None,
-                      _read_groups(self._values.get("mobile.groups")), list(member_of),
+        return decide(account, user if isinstance(user, bool) else None, self._groups, list(member_of),
                       default if isinstance(default, bool) else True)
 
     async def admit(self, account: str, groups: GroupsHook | None = None) -> None:
@@ -152,6 +152,7 @@ class MobileAccess:
         if now < self._until:
             return
         self._values = await self.store.settings("mobile.")
+        self._groups = _read_groups(self._values.get("mobile.groups"))
         self._until = now + CACHE_SECONDS
 
 
