@@ -5,6 +5,8 @@ Gatekeeping order (DESIGN.md "One request, end to end", step 3):
 
 1. IP allow-list (``ipallow``): the client address behind trusted proxies; 403 when refused.
 2. Authentication (``passwords``): the account password, or the mobile password when set.
+2b. Mobile access (``mobile``): per user, else per class of service, else the default;
+   status 126 (403 before 14.0). OPTIONS and Autodiscover are still answered.
 3. Rate jail (``jail``): per device and per account, and a cap on an account's requests in
    progress; 503 with Retry-After.
 4. Protocol-version filters (``versions``): the versions a client is offered (OPTIONS) and
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from eas.state.store import StateStore
 
 # The engine modules that register settings (add yours here).
-ENGINES = ("eas.access.ipallow", "eas.access.jail", "eas.access.versions",
+ENGINES = ("eas.access.ipallow", "eas.access.jail", "eas.access.versions", "eas.access.mobile",
            "eas.access.logger")
 
 
