@@ -786,15 +786,22 @@ def _task_fields(todo: Component, zone: str) -> Task:
 
 
 def task_from_ical(source: str | bytes | Component, *, zone: str = "UTC") -> Task:
+    task: Task = _first(source, Task, "VTODO", _task_fields, zone)
+    return task
+
+
+def _first(source: str | bytes | Component, kind: type, name: str, fields: Any, zone: str) -> Any:
+    """The first item of ``kind`` in a text, or the ``name`` component (or the first one
+    inside) read with ``fields(component, zone)``; ``ICalError`` when there is none."""
     if isinstance(source, (str, bytes)):
-        items = [i for i in read_ical(source, zone=zone) if isinstance(i, Task)]
+        items = [i for i in read_ical(source, zone=zone) if isinstance(i, kind)]
         if not items:
-            raise ICalError("no VTODO in the text")
+            raise ICalError(f"no {name} in the text")
         return items[0]
-    todo = source if source.name == "VTODO" else next(iter(source.walk("VTODO")), None)
-    if todo is None:
-        raise ICalError("no VTODO in the component")
-    return _task_fields(todo, zone)
+    component = source if source.name == name else next(iter(source.walk(name)), None)
+    if component is None:
+        raise ICalError(f"no {name} in the component")
+    return fields(component, zone)
 
 
 # -- notes ---------------------------------------------------------------------------------
@@ -839,15 +846,8 @@ def _note_fields(journal: Component, zone: str) -> Note:
 
 
 def note_from_ical(source: str | bytes | Component, *, zone: str = "UTC") -> Note:
-    if isinstance(source, (str, bytes)):
-        items = [i for i in read_ical(source, zone=zone) if isinstance(i, Note)]
-        if not items:
-            raise ICalError("no VJOURNAL in the text")
-        return items[0]
-    journal = source if source.name == "VJOURNAL" else next(iter(source.walk("VJOURNAL")), None)
-    if journal is None:
-        raise ICalError("no VJOURNAL in the component")
-    return _note_fields(journal, zone)
+    note: Note = _first(source, Note, "VJOURNAL", _note_fields, zone)
+    return note
 
 
 # -- files ---------------------------------------------------------------------------------
