@@ -34,9 +34,12 @@ class Context:
     body: Node | None
     changes_seen: int = 0  # the user's change counter when the request began (see ActiveSync.wait_for_changes)
     merged: MergedBackend | None = None  # this device's view with merged folders (eas.merge), if it has one
+    notices: Backend | None = None  # the notice mailbox of a quarantined or blocked device (eas.access.quarantine)
 
     @property
     def backend(self) -> Backend:
+        if self.notices is not None:
+            return self.notices
         return self.server.backend if self.merged is None else self.merged
 
     @property

@@ -13,21 +13,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import hmac
-import json
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 from eas import commands, merge
+from eas.access import AccessDecision, AccessHook, PolicyDecision, PolicyHook
+from eas.access.abq import ABQ
 from eas.access.jail import Jail
 from eas.access.logger import AccountLoggers
 from eas.access.mobile import GroupsHook, MobileAccess
+from eas.access.policies import PolicyEngine
+from eas.access.quarantine import MAILBOX_COMMANDS, PASS_COMMANDS, NoticeMailboxes
 from eas.access.versions import VersionFilters
 from eas.backend import Backend
 from eas.config import Config
@@ -44,7 +45,7 @@ from eas.protocol.http import (
     parse_request,
 )
 from eas.protocol.versions import Version, command_in_version, has_tag
-from eas.state.model import DeviceRecord
+from eas.state.model import AuditEvent, DeviceRecord
 from eas.state.session import DeviceState
 from eas.state.store import StateStore
 from eas.wbxml import Node, WBXMLError, Writer, decode
@@ -59,35 +60,6 @@ Authenticator = Callable[[str, str], Awaitable[str | None]]
 ``login`` is what the client typed: ``user``, ``DOMAIN\\user`` or ``user@domain``."""
 
 
-@dataclass(slots=True)
-class AccessDecision:
-    """What the access hook decides for a device: ``"allowed"``, ``"blocked"`` or
-    ``"quarantined"``, and why."""
-
-    access: str = "allowed"
-    reason: str = ""
-
-
-AccessHook = Callable[[EASRequest, str, DeviceRecord], Awaitable[AccessDecision]]
-
-
-@dataclass(slots=True)
-class PolicyDecision:
-    """The provisioning policy that applies to a device: ``required`` says whether a
-    device must provision at all; ``settings`` are EASProvisionDoc element names with
-    their values (an empty dict is the permissive policy)."""
-
-    required: bool = True
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def hash(self) -> str:
-        """Changes when the policy does, so that the device re-provisions."""
-        return hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-PolicyHook = Callable[[str, DeviceRecord], Awaitable[PolicyDecision]]
-
 ClientHook = Callable[[HTTPRequest], Awaitable[str | None]]
 """``client_address(http)``: the client's address (behind trusted proxies), or None to
 refuse the request with 403 before authentication (``eas.access.ipallow``)."""
@@ -99,32 +71,38 @@ async def peer_address(http: HTTPRequest) -> str | None:
 
 
 async def allow_all(request: EASRequest, user: str, device: DeviceRecord) -> AccessDecision:
-    """The default access hook: every device is allowed."""
+    """An access hook that allows every device (the built-in one is ``eas.access.abq``)."""
     return AccessDecision()
 
 
 async def permissive_policy(user: str, device: DeviceRecord) -> PolicyDecision:
-    """The default policy: devices provision, and the policy asks nothing of them."""
+    """A policy hook under which devices provision and the policy asks nothing of them
+    (the built-in one is ``eas.access.policies``)."""
     return PolicyDecision()
 
 
 class ActiveSync:
     """An ActiveSync server over a backend and a state store.
 
-    Hooks: ``authenticate`` (required), ``access`` (allow-all), ``policy`` (permissive),
-    ``client_address`` (the peer).
+    Hooks: ``authenticate`` (required), ``access`` (the ABQ engine, ``self.abq``),
+    ``policy`` (the policy engine, ``self.policies``), ``client_address`` (the peer).
     ``notify(user, folder_ids)`` wakes that user's waiting Pings; it is connected to the
     backend's ``watch`` and may be called from any thread.
     """
 
     def __init__(self, backend: Backend, store: StateStore, *, authenticate: Authenticator,
-                 access: AccessHook = allow_all, policy: PolicyHook = permissive_policy,
+                 access: AccessHook | None = None, policy: PolicyHook | None = None,
                  client_address: ClientHook = peer_address, config: Config | None = None) -> None:
         self.backend = backend
         self.store = store
         self.authenticate = authenticate
-        self.access = access
-        self.policy = policy
+        self.abq = ABQ(store)  # the built-in access hook (eas.access.abq)
+        self.access: AccessHook = access or self.abq
+        # The policy engine finds an account's groups through self.groups, read per call
+        # so that an embedder may replace the hook after construction.
+        self.policies = PolicyEngine(store, groups=lambda account: self.groups(account))
+        self.policy: PolicyHook = policy or self.policies
+        self.notices = NoticeMailboxes(store)  # what restricted devices see (eas.access.quarantine)
         self.client_address = client_address
         self.config = config or Config()
         self.jail = Jail(store)  # the rate jail; replace it (or its clock) before serving
@@ -232,11 +210,19 @@ class ActiveSync:
     async def _locked(self, request: EASRequest, account: str,
                       handle: commands.Handler) -> HTTPResponse:
         device = await self._device(request, account)
-        decision = await self.access(request, account, device)
-        device.access, device.access_reason = decision.access, decision.reason
-        if decision.access == "blocked":
-            await self.store.commit(device, {})
-            raise AccessDenied("device blocked", status=st.Common.DeviceIsBlockedForThisUser)
+        notices: Backend | None = None
+        if device.wipe not in ("pending", "account-pending"):  # a wipe reaches any device
+            if device.suspended:
+                await self.store.commit(device, {})
+                raise AccessDenied("device suspended", status=st.Common.DeviceIsBlockedForThisUser)
+            decision = await self.access(request, account, device)
+            await self._record_decision(device, decision)
+            if decision.access != "allowed" and request.command not in PASS_COMMANDS:
+                if request.command in MAILBOX_COMMANDS:
+                    notices = await self.notices.backend(account, device, decision)
+                if notices is None:
+                    await self.store.commit(device, {})
+                    raise AccessDenied(f"device {decision.access}", status=st.Common.DeviceIsBlockedForThisUser)
         info = commands.COMMANDS[request.command]
         state = DeviceState(self.store, device)
         if info.provisioning:
@@ -246,10 +232,24 @@ class ActiveSync:
                 raise EASError("device must provision", status=problem, http_status=st.RETRY_AFTER_PROVISIONING)
         # The body only in the context: a long poll drops it while it waits (Context.wait).
         ctx = Context(self, request, account, state, self._body(request, info), self._changes.get(account, 0),
-                      merge.view(self.config, request, self.backend))
+                      None if notices is not None else merge.view(self.config, request, self.backend), notices)
         response = await handle(ctx)
         await state.commit()
         return response
+
+    async def _record_decision(self, device: DeviceRecord, decision: AccessDecision) -> None:
+        """Keep the decision on the device record; a new one is audited, and a change
+        between allowed and not resets the device's sync state (before it is loaded),
+        so that the device re-syncs to the mailbox it may now see."""
+        if (device.access, device.access_reason) == (decision.access, decision.reason):
+            return
+        if (device.access == "allowed") != (decision.access == "allowed"):
+            await self.store.reset_device(device.user, device.device_id)
+        device.access, device.access_reason = decision.access, decision.reason
+        device.access_time = time.time()
+        await self.store.record_event(AuditEvent(f"access.{decision.access}", actor="abq", user=device.user,
+                                                 device_id=device.device_id,
+                                                 detail="; ".join(filter(None, (decision.reason, decision.detail)))))
 
     async def _authenticate(self, http: HTTPRequest) -> tuple[str, str]:
         """``(login, account)`` from the Basic credentials, or 401."""
@@ -308,6 +308,8 @@ class ActiveSync:
         policy = await self.policy(device.user, device)
         if not policy.required:
             return None
+        if request.policy_key is None and not device.policy_key and policy.allow_non_provisionable:
+            return None  # a device that never sends a policy key, let in without one
         if not device.policy_key:
             return st.Common.DeviceNotProvisioned
         if request.policy_key != device.policy_key:
@@ -372,6 +374,13 @@ class ActiveSync:
         for waiter in list(self._waiters.get(user, ())):
             if not folder_ids or any(f in waiter.folders for f in folder_ids):
                 waiter.change()
+
+    def end_user_waits(self, user: str) -> None:
+        """End the waiting long polls of ``user``'s devices, so that their next request
+        meets what an administrator just changed (access, wipe, suspension)."""
+        for (owner, _), waiter in list(self._superseders.items()):
+            if owner == user:
+                waiter.supersede()
 
     def end_waits(self) -> None:
         """End every waiting long poll now, as a newer request of its device would: a

@@ -297,7 +297,7 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
     # The notify socket and the port first: a second server on the same data dir, or a
     # port in use, stops before anything is created (a demo password nobody saw).
     listener = notifier(folder)
-    await listener.subscribe(activesync.notify, on_account=lambda user: activesync.forget_credentials(),
+    await listener.subscribe(activesync.notify, on_account=lambda user: account_changed(activesync, user),
                              on_service=lambda name: restart_service(activesync, name))
     sock: socket.socket | None = None
     try:
@@ -330,6 +330,14 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
             sock.close()
         await listener.close()
         store.close()
+
+
+def account_changed(activesync: ActiveSync, user: str) -> None:
+    """An account event reached this server (a password, mobile access, or a device's
+    access, wipe or suspension changed): cached logins go, and the account's waiting
+    long polls end so that its devices meet the change at once."""
+    activesync.forget_credentials()
+    activesync.end_user_waits(user)
 
 
 def restart_service(activesync: ActiveSync, name: str) -> None:

@@ -11,10 +11,20 @@ Gatekeeping order (DESIGN.md "One request, end to end", step 3):
    progress; 503 with Retry-After.
 4. Protocol-version filters (``versions``): the versions a client is offered (OPTIONS) and
    may use; a command in a removed version is refused as a version not offered.
-5. Device registry, 6. ABQ, 7. provisioning.
+5. Device registry: the record of (account, device id) is read and updated.
+5b. A device with a remote wipe pending gets the wipe whatever else applies; a suspended
+   device (``devices``) is refused with status 129 (403 before 14.0).
+6. ABQ (``abq``): allowed, blocked, quarantined or discovery, with a reason. A device
+   that is not allowed is answered from the notice mailbox (``quarantine``) for the
+   commands that read mail, and refused (status 129) for the others. A change of
+   decision is audited (``access.<state>``) and resets the device's sync state, so that
+   it re-syncs to the right mailbox at once.
+7. Provisioning (``policies``): the policy of the account (user, else group, else
+   global); 449 before 14.0, status 142-144 from 14.0.
 
 Beside the order: account protocol loggers (``logger``) write an account's requests and
-responses to a file of its own.
+responses to a file of its own; the notifier (``notifier``) mails administrators about
+newly quarantined devices and jailings; ``services`` says which engines run.
 
 ``SETTINGS`` is the table of known settings each engine registers (``register``), so that
 ``eas config`` can refuse unknown names and invalid values before anything is stored.
@@ -22,18 +32,67 @@ responses to a file of its own.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from eas.protocol.http import EASRequest
+    from eas.state.model import DeviceRecord
     from eas.state.store import StateStore
+
+# ABQ states (DeviceRecord.access) and the reasons a decision gives (``AccessDecision``):
+# who decided. "discovery": the device has not yet said what it is (no DeviceInformation)
+# while a rule on its model or OS waits for it; it is treated as quarantined meanwhile.
+STATES = ("allowed", "blocked", "quarantined", "discovery")
+REASONS = ("global", "individual", "rule", "policy", "device limit", "auto-approved")
+
+
+@dataclass(slots=True)
+class AccessDecision:
+    """What the access hook (ABQ) decides for a device: one of ``STATES``, the reason
+    (one of ``REASONS``, or "" when nothing was checked) and what matched, for people
+    (``"rule 3: model ~ ^SM-"``)."""
+
+    access: str = "allowed"
+    reason: str = ""
+    detail: str = ""
+
+
+AccessHook = Callable[["EASRequest", str, "DeviceRecord"], Awaitable[AccessDecision]]
+
+
+@dataclass(slots=True)
+class PolicyDecision:
+    """The provisioning policy that applies to a device: ``required`` says whether a
+    device must provision at all; ``settings`` are EASProvisionDoc element names with
+    their values (an empty dict is the permissive policy). ``allow_non_provisionable``
+    lets a device that never sends a policy key sync without provisioning;
+    ``allow_partial`` takes a device that applied the policy in part (Status 2) or not
+    at all (3); ``allow_externally_managed`` one managed by a third party (4)."""
+
+    required: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)
+    allow_non_provisionable: bool = False
+    allow_partial: bool = True
+    allow_externally_managed: bool = True
+    source: str = ""  # which policy applies, for people: "global", "group staff", "user bob@..."
+
+    @property
+    def hash(self) -> str:
+        """Changes when the policy does, so that the device re-provisions."""
+        return hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PolicyHook = Callable[[str, "DeviceRecord"], Awaitable[PolicyDecision]]
 
 # The engine modules that register settings (add yours here).
 ENGINES = ("eas.access.ipallow", "eas.access.jail", "eas.access.versions", "eas.access.mobile",
-           "eas.access.logger")
+           "eas.access.logger", "eas.access.services", "eas.access.abq", "eas.access.quarantine",
+           "eas.access.policies", "eas.access.notifier")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +114,21 @@ def register(name: str, check: Callable[[Any], Any], default: Any, help: str) ->
 
 
 def lookup(name: str) -> Setting:
-    """The setting of a name; a name registered as ``prefix.*`` stands for every name
-    under the prefix (``logger.alice@example.com``). ``KeyError``: unknown."""
+    """The setting of a name; a name registered ending in ``*`` stands for every longer
+    name that starts with what comes before it, the longest such pattern winning
+    (``logger.*`` for ``logger.alice@example.com``, ``policy.user:*`` for
+    ``policy.user:bob@example.com``). ``KeyError``: unknown."""
     settings = known_settings()
     if name in settings:
         return settings[name]
-    prefix = name.split(".", 1)[0]
-    if name.count(".") and len(name) > len(prefix) + 1 and prefix + ".*" in settings:
-        return settings[prefix + ".*"]
-    raise KeyError(name)
+    best: Setting | None = None
+    for pattern, setting in settings.items():
+        if (pattern.endswith("*") and len(name) >= len(pattern) and name.startswith(pattern[:-1])
+                and (best is None or len(pattern) > len(best.name))):
+            best = setting
+    if best is None:
+        raise KeyError(name)
+    return best
 
 
 def known_settings() -> dict[str, Setting]:

@@ -88,6 +88,7 @@ def _groups(value: Any) -> list[dict[str, Any]]:
 
 register("mobile.default", _bool, True, "mobile access for an account that neither it nor its groups set")
 register("mobile.groups", _groups, [], "classes of service in evaluation order: name, members, mobile")
+register(USER_PREFIX + "*", _bool, None, "an account's own mobile access after 'mobile.user:' (eas access)")
 
 
 def _member_of(account: str, groups: list[dict[str, Any]]) -> list[str]:

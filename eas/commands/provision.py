@@ -28,8 +28,7 @@ anything not in the schema              Status 2 (protocol error); nothing chang
 
 A client that applied the policy only in part (Status 2), not at all (3) or that is
 managed by a third party (4) gets its key unless the policy decision says otherwise
-(``allow_partial`` / ``allow_externally_managed`` attributes of the PolicyDecision, True
-when absent): then the common status 139 or 145.
+(``allow_partial`` / ``allow_externally_managed`` of the PolicyDecision): then the common status 139 or 145.
 
 The hash of the policy handed out in phase 1 is kept in the device cache and becomes
 ``policy_hash`` in phase 2, so a policy that changes between the phases (or after) makes
@@ -236,10 +235,10 @@ async def _acknowledge(ctx: Context, request: _Request) -> HTTPResponse:
         return _respond(ctx, SUCCESS, policy_type=expected, policy_status=WRONG_POLICY_KEY)
     decision = await ctx.server.policy(ctx.user, device)
     status = request.client_status
-    if status in (CLIENT_PARTIAL, CLIENT_NOT_APPLIED) and not getattr(decision, "allow_partial", True):
+    if status in (CLIENT_PARTIAL, CLIENT_NOT_APPLIED) and not decision.allow_partial:
         raise EASError("the device cannot apply the whole policy", status=st.Common.DeviceNotFullyProvisionable,
                        http_status=st.FORBIDDEN)
-    if status == CLIENT_EXTERNAL and not getattr(decision, "allow_externally_managed", True):
+    if status == CLIENT_EXTERNAL and not decision.allow_externally_managed:
         raise EASError("externally managed devices are refused",
                        status=st.Common.ExternallyManagedDevicesNotAllowed, http_status=st.FORBIDDEN)
     cache = await ctx.state.cache()

@@ -47,9 +47,11 @@ class DeviceRecord:
     wipe: str = ""
     wipe_requested: float = 0.0
     wipe_acknowledged: float = 0.0
-    # Access control: "allowed", "blocked", "quarantined"; the reason says who decided.
+    # Access control (eas.access.abq): one of eas.access.STATES; the reason says who
+    # decided (eas.access.REASONS); access_time is when the decision last changed.
     access: str = "allowed"
     access_reason: str = ""
+    access_time: float = 0.0
     suspended: bool = False
     # What loop detection stopped sending (eas.loops.skip): dicts, for the admin.
     skipped_items: list[dict[str, Any]] = field(default_factory=list)
