@@ -3,6 +3,11 @@
 Handlers read and change it; nothing reaches the store until ``commit``, which the core
 calls once the handler has returned (long polls commit before they wait). A handler that
 fails leaves the stored state as it was.
+
+An administrator may change a device while one of its requests runs (a wipe asked for
+during a Ping that waits an hour): ``ADMIN_FIELDS`` that changed in the store since the
+record was read, and that the request itself left alone, are taken from the store at
+commit, so the request's commit does not undo them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from eas.state.model import CollectionState, DeviceRecord, HierarchyState
 from eas.state.store import StateStore
 
 _COLLECTION = "collection:"
+
+# Device record fields an administrator changes from outside a request (eas.access.devices).
+ADMIN_FIELDS = ("wipe", "wipe_requested", "suspended")
 
 
 class DeviceState:
@@ -27,6 +35,7 @@ class DeviceState:
         self._collections: dict[str, CollectionState | None] = {}
         self._cache: dict[str, Any] | None = None
         self._dirty: set[str] = set()
+        self._admin = {name: getattr(device, name) for name in ADMIN_FIELDS}  # as read
 
     async def hierarchy(self) -> HierarchyState:
         if self._hierarchy is None:
@@ -81,5 +90,13 @@ class DeviceState:
             else:
                 state = self._collections[key[len(_COLLECTION):]]
                 blobs[key] = None if state is None else state.to_json()
-        await self.store.commit(self.device, blobs)
+        device = self.device
+        stored = await self.store.get_device(device.user, device.device_id)
+        if stored is not None:
+            for name, read in self._admin.items():
+                theirs = getattr(stored, name)
+                if theirs != read and getattr(device, name) == read:
+                    setattr(device, name, theirs)
+        await self.store.commit(device, blobs)
+        self._admin = {name: getattr(device, name) for name in ADMIN_FIELDS}
         self._dirty.clear()
