@@ -38,7 +38,10 @@ def test_set_get_clear_list(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     listed = r.stdout.decode()
     for name, setting in known_settings().items():
-        assert f"{name} = {json.dumps(setting.default)} (default)" in listed
+        if name.endswith("*"):  # a pattern: listed by itself, then the names stored under it
+            assert f"\n{name}\n    {setting.help}\n" in listed
+        else:
+            assert f"{name} = {json.dumps(setting.default)} (default)" in listed
     assert eas("config", "get", "ip.allow", data_dir=data).stdout == b"[]\n"
     r = eas("config", "set", "ip.allow", '[" 10.0.0.0/8", "2001:DB8::/32"]', data_dir=data)
     assert r.returncode == 0, r.stderr
@@ -109,3 +112,24 @@ def test_admin_api() -> None:
                                                                       ("setting.set", "web:admin")]
 
     asyncio.run(scenario())
+
+
+def test_names_under_a_pattern(tmp_path: Path) -> None:
+    """A name under a registered pattern (``mobile.user:*``) is set, read, listed and
+    cleared like any other, checked by the pattern's check and stored under its own name."""
+    data = tmp_path / "data"
+    name = "mobile.user:alice@example.com"
+    assert eas("config", "get", name, data_dir=data).stdout.strip() == b"null"
+    r = eas("config", "set", name, "false", data_dir=data)
+    assert r.returncode == 0, r.stderr
+    assert eas("config", "get", name, data_dir=data).stdout.strip() == b"false"
+    listed = eas("config", "list", data_dir=data).stdout.decode()
+    assert f"  {name} = false" in listed
+    bad = eas("config", "set", "mobile.user:bob@example.com", "maybe", data_dir=data)
+    assert bad.returncode == 2 and b"mobile.user:bob@example.com" in bad.stderr
+    settings, events = stored(data)
+    assert settings == {name: False}
+    assert [e.detail for e in events if e.action == "setting.set"] == [f"{name}=false"]
+    assert eas("config", "clear", name, data_dir=data).returncode == 0
+    assert stored(data)[0] == {}
+    assert eas("config", "set", "mobile.userx", "true", data_dir=data).returncode == 2

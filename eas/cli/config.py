@@ -41,14 +41,14 @@ def _with_state(args: argparse.Namespace, work: Callable[[StateStore], Awaitable
 
 
 def _setting(name: str) -> Setting:
-    """The known setting ``name`` (``UsageError`` naming the known ones otherwise)."""
-    from eas.access import known_settings
+    """The known setting ``name``, or the pattern (``logger.*``) that covers it
+    (``UsageError`` otherwise)."""
+    from eas.access import lookup
 
-    known = known_settings()
-    found = known.get(name)
-    if found is None:
-        raise UsageError(f"unknown setting {name!r} (eas config list shows the known ones)")
-    return found
+    try:
+        return lookup(name)
+    except KeyError:
+        raise UsageError(f"unknown setting {name!r} (eas config list shows the known ones)") from None
 
 
 def _show(value: Any) -> str:
@@ -70,20 +70,20 @@ def config_get(args: argparse.Namespace) -> int:
 def config_set(args: argparse.Namespace) -> int:
     from eas.access import change_setting
 
-    setting = _setting(args.name)
+    _setting(args.name)
     try:
         raw = json.loads(args.value)
     except ValueError:
         raw = args.value  # a bare word (``strict``) is the string it spells
     if raw is None:
-        raise UsageError(f"invalid value for {setting.name}: null (eas config clear resets it)")
+        raise UsageError(f"invalid value for {args.name}: null (eas config clear resets it)")
 
     async def work(store: StateStore) -> int:
         try:
-            value = await change_setting(store, setting.name, raw, actor="cli")
+            value = await change_setting(store, args.name, raw, actor="cli")
         except (ValueError, TypeError) as e:
-            raise UsageError(f"invalid value for {setting.name}: {e}") from None
-        print(f"{setting.name} = {_show(value)}")
+            raise UsageError(f"invalid value for {args.name}: {e}") from None
+        print(f"{args.name} = {_show(value)}")
         return 0
 
     return _with_state(args, work)
@@ -95,8 +95,8 @@ def config_clear(args: argparse.Namespace) -> int:
     setting = _setting(args.name)
 
     async def work(store: StateStore) -> int:
-        await change_setting(store, setting.name, None, actor="cli")
-        print(f"{setting.name} cleared (default {_show(setting.default)})")
+        await change_setting(store, args.name, None, actor="cli")
+        print(f"{args.name} cleared (default {_show(setting.default)})")
         return 0
 
     return _with_state(args, work)
@@ -111,7 +111,11 @@ def config_list(args: argparse.Namespace) -> int:
         values = await store.settings()
         for name in sorted(known):
             setting = known[name]
-            if name in values:
+            if name.endswith("*"):  # a pattern: the names stored under it
+                print(f"{name}")
+                for stored in sorted(n for n in values if n.startswith(name[:-1]) and n not in known):
+                    print(f"  {stored} = {_show(values[stored])}")
+            elif name in values:
                 print(f"{name} = {_show(values[name])}")
             else:
                 print(f"{name} = {_show(setting.default)} (default)")
