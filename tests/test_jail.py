@@ -291,3 +291,31 @@ def test_service_datagram_round_trip() -> None:
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_jail_triggers_and_expires_over_http_on_a_clock_the_test_controls(tmp_path: Path) -> None:
+    """The same rules through uvicorn on loopback (the ASGI adapter, real HTTP): the
+    sixth request in the window gets 503 with the jail time left as Retry-After; moving
+    the engine's clock past the jail frees the device, without waiting in real time."""
+    from test_adapters import uvicorn_server
+    from test_cli_server import http
+
+    from eas.asgi import ASGIApp
+
+    app, clock = asyncio.run(jailed_app(tmp_path, duration=60))
+    with uvicorn_server(ASGIApp(app)) as port:
+        async def scenario() -> None:
+            c = Client(http(port), ALICE, "alice-secret", version="14.1")
+            for _ in range(5):
+                assert (await hit(c)).status == 200
+            r = await hit(c)
+            assert r.status == 503 and r.headers["retry-after"] == "60"
+            clock.now += 59
+            r = await hit(c)
+            assert r.status == 503 and r.headers["retry-after"] == "1"
+            clock.now += 1.5
+            assert (await hit(c)).status == 200
+            events = await app.store.events()  # before the server's shutdown closes the store
+            assert [(e.action, e.user) for e in events if e.action == "jail"] == [("jail", ALICE)]
+
+        asyncio.run(scenario())
