@@ -15,6 +15,7 @@ wakes the Pings held here. The data dir is ``--data-dir``, else ``$EAS_DATA_DIR`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import ipaddress
@@ -276,6 +277,8 @@ class ServeOptions:
     demo: bool = False
     log_level: str = "info"
     config: Config | None = None  # the core's tuning (heartbeat bounds, notifications, windows)
+    admin_port: int | None = None  # the admin web page (eas.web) on this port; None: off
+    admin_host: str = "127.0.0.1"
 
     @property
     def effective_port(self) -> int:
@@ -300,8 +303,11 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
     await listener.subscribe(activesync.notify, on_account=lambda user: account_changed(activesync, user),
                              on_service=lambda name: restart_service(activesync, name))
     sock: socket.socket | None = None
+    admin_sock: socket.socket | None = None
     try:
         sock = listen(options.host, options.effective_port, backlog=BACKLOG)
+        if options.admin_port is not None:
+            admin_sock = listen(options.admin_host, options.admin_port)
         ssl: dict[str, Any] = {}
         fingerprint = None
         if options.tls:
@@ -322,14 +328,55 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
             # uvicorn would believe X-Forwarded-For from loopback peers: the IP allow-list
             # (eas.access.ipallow) decides whose header counts, so the peer goes in as it is.
             proxy_headers=False, **ssl)
+        lines = banner(options, activesync, password=password, fingerprint=fingerprint)
+        admin = None
+        if admin_sock is not None:
+            admin = await _admin_server(uvicorn, options, activesync, ssl)
+            lines += await admin_banner(options, activesync)
         # One write: a signal arriving meanwhile cannot cut it (a demo password half shown).
-        out("\n".join(banner(options, activesync, password=password, fingerprint=fingerprint)))
-        await _server(uvicorn, config, activesync).serve(sockets=[sock])
+        out("\n".join(lines))
+        admin_task = asyncio.ensure_future(admin.serve(sockets=[admin_sock])) if admin is not None else None
+        try:
+            await _server(uvicorn, config, activesync).serve(sockets=[sock])
+        finally:
+            if admin is not None and admin_task is not None:
+                admin.should_exit = True  # the admin page stops with the ActiveSync port
+                await admin_task
     finally:
         if sock is not None:
             sock.close()
+        if admin_sock is not None:
+            admin_sock.close()
         await listener.close()
         store.close()
+
+
+async def _admin_server(uvicorn: Any, options: ServeOptions, activesync: ActiveSync, ssl: dict[str, Any]) -> Any:
+    """The admin page's uvicorn server (``eas.web``), in the same loop as the ActiveSync
+    one and with its certificate; it leaves signals to that one, which stops it."""
+    from eas.web import AdminApp
+
+    class AdminServer(uvicorn.Server):  # type: ignore[misc]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            yield
+
+    config = uvicorn.Config(AdminApp(activesync, secure=bool(ssl)), host=options.admin_host,
+                            port=options.admin_port, http="h11", lifespan="off", log_level=options.log_level,
+                            server_header=False, proxy_headers=False, timeout_graceful_shutdown=1, **ssl)
+    return AdminServer(config)
+
+
+async def admin_banner(options: ServeOptions, activesync: ActiveSync) -> list[str]:
+    """The admin page's URL, and how to add its first admin when there is none."""
+    from eas.web import list_admins
+
+    shown = options.admin_host if options.admin_host not in ("0.0.0.0", "::", "") else "localhost"
+    netloc = f"[{shown}]" if ":" in shown else shown
+    lines = [f"eas: admin page at {'https' if options.tls else 'http'}://{netloc}:{options.admin_port}/"]
+    if not await list_admins(activesync.store):
+        lines.append("eas: no admin account yet: eas web user add NAME (in another terminal) makes one")
+    return lines
 
 
 def account_changed(activesync: ActiveSync, user: str) -> None:

@@ -20,8 +20,11 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError("--cert and --key go together")
     if args.no_tls and args.cert is not None:
         raise UsageError("--no-tls and --cert exclude each other")
-    if args.port is not None and not 0 < args.port < 65536:
-        raise UsageError(f"port out of range: {args.port}")
+    for port in (args.port, args.admin_port):
+        if port is not None and not 0 < port < 65536:
+            raise UsageError(f"port out of range: {port}")
+    if args.admin_port is not None and args.admin_port == (args.port or (8080 if args.no_tls else 8443)):
+        raise UsageError("--admin-port must differ from the ActiveSync port")
     if args.cert is not None:
         for path in (args.cert, args.key):
             with open(path, "rb"):  # unreadable: an I/O error now, not deep inside uvicorn
@@ -49,7 +52,8 @@ def serve(args: argparse.Namespace) -> int:
     options = server.ServeOptions(
         data_dir=server.data_dir(args.data_dir), host=args.host, port=args.port, tls=not args.no_tls,
         cert=Path(args.cert) if args.cert else None, key=Path(args.key) if args.key else None,
-        demo=args.demo, log_level=args.log_level, config=config)
+        demo=args.demo, log_level=args.log_level, config=config, admin_port=args.admin_port,
+        admin_host=args.admin_host)
     server.run(options)
     return 0
 
@@ -89,6 +93,10 @@ def add_parser(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
     p.add_argument("--demo", action="store_true",
                    help="create demo@example.com with sample mail (its password is printed once)")
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS, type=str.lower)
+    p.add_argument("--admin-port", type=int, metavar="PORT",
+                   help="serve the admin web page on this port too (off by default; eas web user add NAME)")
+    p.add_argument("--admin-host", default="127.0.0.1", metavar="HOST",
+                   help="address of the admin page (default 127.0.0.1: this machine only)")
     tuning = p.add_argument_group("push and sync tuning")
     tuning.add_argument("--max-heartbeat", type=int, default=default("max_heartbeat"), metavar="S",
                         help="longest Ping/Sync wait a device may ask for (default %(default)s s)")
