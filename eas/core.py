@@ -31,6 +31,7 @@ from eas.access.policies import PolicyEngine
 from eas.access.quarantine import MAILBOX_COMMANDS, PASS_COMMANDS, NoticeMailboxes
 from eas.access.versions import VersionFilters
 from eas.backend import Backend
+from eas.commands.provision import WIPE_DUE
 from eas.config import Config
 from eas.context import Context
 from eas.protocol import status as st
@@ -211,7 +212,7 @@ class ActiveSync:
                       handle: commands.Handler) -> HTTPResponse:
         device = await self._device(request, account)
         notices: Backend | None = None
-        if device.wipe not in ("pending", "account-pending"):  # a wipe reaches any device
+        if device.wipe not in WIPE_DUE:  # a wipe reaches any device, again until it is removed
             if device.suspended:
                 await self.store.commit(device, {})
                 raise AccessDenied("device suspended", status=st.Common.DeviceIsBlockedForThisUser)
@@ -303,7 +304,7 @@ class ActiveSync:
 
     async def _provisioning_problem(self, request: EASRequest, device: DeviceRecord) -> int | None:
         """The common status forcing a (re)provision, or None (MS-ASPROV 3.2.5.1)."""
-        if device.wipe in ("pending", "account-pending"):
+        if device.wipe in WIPE_DUE:
             return st.Common.RemoteWipeRequested
         policy = await self.policy(device.user, device)
         if not policy.required:

@@ -8,11 +8,12 @@ request                                 response and record
 ======================================  =================================================
 RemoteWipe / AccountOnlyRemoteWipe      wipe requested (or failed before): Status 1 and
   with Status 1 or 2                    wipe "wiped"/"account-wiped", or Status 2 with the
-                                        directive again and wipe "failed"; the keys are
-                                        void either way. Wiped already: Status 1. None
-                                        requested: Status 2.
-anything else, wipe pending             Status 1 + RemoteWipe (16.1 account-only:
-                                        AccountOnlyRemoteWipe); nothing else is read.
+                                        directive again and wipe "failed"/"account-failed";
+                                        the keys are void either way (audited as
+                                        device.wipe.acknowledged). Wiped already:
+                                        Status 1. None requested: Status 2.
+anything else, a wipe due (WIPE_DUE:    Status 1 + RemoteWipe (account-only:
+  pending, failed or done)              AccountOnlyRemoteWipe); nothing else is read.
                                         Account-only before 16.1: refused (common status
                                         130 / HTTP 403), never a full wipe
 Policy without Status (phase 1)         Status 1, Policy Status 1, a temporary PolicyKey
@@ -29,6 +30,13 @@ anything not in the schema              Status 2 (protocol error); nothing chang
 A client that applied the policy only in part (Status 2), not at all (3) or that is
 managed by a third party (4) gets its key unless the policy decision says otherwise
 (``allow_partial`` / ``allow_externally_managed`` of the PolicyDecision): then the common status 139 or 145.
+
+A wiped device is wiped again whenever it connects with the same device id, until
+an administrator removes the partnership (``eas device remove``): Exchange documents
+the same (the device stays in the wipe state until the partnership is deleted), and a
+device that lost or ignored the directive must not sync its way back. The core lets a
+device in ``WIPE_DUE`` through to Provision whatever its access or suspension, and
+answers its other commands with status 140 (449 before 14.0).
 
 The hash of the policy handed out in phase 1 is kept in the device cache and becomes
 ``policy_hash`` in phase 2, so a policy that changes between the phases (or after) makes
@@ -48,6 +56,7 @@ from eas.commands.settings import Invalid, Malformed, read_device_information, s
 from eas.protocol import status as st
 from eas.protocol.errors import AccessDenied, EASError
 from eas.protocol.versions import Version
+from eas.state.model import AuditEvent
 from eas.tags import Provision as P
 from eas.tags import Settings as S
 from eas.wbxml import Node, Writer
@@ -75,6 +84,9 @@ CLIENT_APPLIED, CLIENT_PARTIAL, CLIENT_NOT_APPLIED, CLIENT_EXTERNAL = 1, 2, 3, 4
 PENDING_HASH_KEY = "provision_policy_hash"  # in the device cache
 MAX_POLICY_TYPE = 64
 MAX_POLICY_KEY = 64  # MS-ASPROV 2.2.2.42
+# Wipe states (DeviceRecord.wipe) in which every connection gets the wipe directive.
+WIPE_DUE = frozenset({"pending", "account-pending", "failed", "account-failed", "wiped", "account-wiped"})
+WIPE_PENDING = ("pending", "account-pending")  # asked for, not yet acknowledged
 
 
 @dataclass(slots=True)
@@ -97,8 +109,8 @@ async def handle(ctx: Context) -> HTTPResponse:
         return _respond(ctx, PROTOCOL_ERROR)
     device = ctx.state.device
     if request.wipe_ack is not None:
-        return _acknowledge_wipe(ctx, *request.wipe_ack)
-    if device.wipe in ("pending", "account-pending"):
+        return await _acknowledge_wipe(ctx, *request.wipe_ack)
+    if device.wipe in WIPE_DUE:
         return _wipe_directive(ctx)
     if request.policy_type is None:  # an empty Provision, no wipe to deliver
         return _respond(ctx, PROTOCOL_ERROR)
@@ -275,9 +287,9 @@ def _wipe_directive(ctx: Context) -> HTTPResponse:
     """MS-ASPROV 3.2.5.1: RemoteWipe, or AccountOnlyRemoteWipe for an account-only wipe
     (16.1). A client older than 16.1 cannot wipe only the account: it is refused rather
     than told to wipe everything."""
-    account_only = ctx.state.device.wipe == "account-pending"
+    account_only = ctx.state.device.wipe.startswith("account-")
     if account_only and not ctx.has(P.AccountOnlyRemoteWipe):
-        raise AccessDenied("an account-only wipe is pending and this protocol version cannot carry it",
+        raise AccessDenied("an account-only wipe is due and this protocol version cannot carry it",
                            status=st.Common.AccessDenied)
     w = Writer()
     with w.tag(P.Provision):
@@ -286,26 +298,27 @@ def _wipe_directive(ctx: Context) -> HTTPResponse:
     return ctx.respond(w)
 
 
-def _acknowledge_wipe(ctx: Context, element: int, status: int) -> HTTPResponse:
+async def _acknowledge_wipe(ctx: Context, element: int, status: int) -> HTTPResponse:
     """MS-ASPROV 3.2.5.1.2.2: record what the device reports."""
     device = ctx.state.device
     if device.wipe in ("wiped", "account-wiped"):  # the acknowledgment again: its answer got lost
         return _respond(ctx, SUCCESS)
-    if device.wipe not in ("pending", "account-pending", "failed"):
+    if device.wipe not in ("pending", "account-pending", "failed", "account-failed"):
         log.warning("%s/%s acknowledges a wipe that was not requested", ctx.user, device.device_id)
         return _respond(ctx, PROTOCOL_ERROR)
-    account_only = device.wipe == "account-pending" or (device.wipe == "failed"
-                                                        and element == P.AccountOnlyRemoteWipe)
+    account_only = device.wipe.startswith("account-")
     device.wipe_acknowledged = time.time()
     # Whatever happened, the keys the device held are void: it provisions anew if it
     # ever comes back.
     device.policy_key = 0
     device.pending_policy_key = 0
+    kind = "account-" if account_only else ""
+    device.wipe = kind + ("wiped" if status == 1 else "failed")
+    await ctx.server.store.record_event(AuditEvent("device.wipe.acknowledged", actor="device", user=device.user,
+                                                   device_id=device.device_id, detail=device.wipe))
     if status == 1:
-        device.wipe = "account-wiped" if account_only else "wiped"
         log.warning("%s/%s reports the %swipe done", ctx.user, device.device_id, "account " if account_only else "")
         return _respond(ctx, SUCCESS)
-    device.wipe = "failed"
     log.warning("%s/%s reports the wipe failed", ctx.user, device.device_id)
     w = Writer()
     with w.tag(P.Provision):

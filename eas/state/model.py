@@ -43,7 +43,8 @@ class DeviceRecord:
     pending_policy_key: int = 0
     policy_status: int = 0  # the Status the device acknowledged with (1 applied, 2 partial, ...)
     policy_hash: str = ""  # of the policy the key was issued for
-    # Remote wipe: "" none, "pending", "account-pending", "wiped", "account-wiped", "failed"
+    # Remote wipe: "" none, "pending", "account-pending", "wiped", "account-wiped", "failed",
+    # "account-failed" (eas.commands.provision, eas.access.devices)
     wipe: str = ""
     wipe_requested: float = 0.0
     wipe_acknowledged: float = 0.0

@@ -7,7 +7,8 @@ fails leaves the stored state as it was.
 An administrator may change a device while one of its requests runs (a wipe asked for
 during a Ping that waits an hour): ``ADMIN_FIELDS`` that changed in the store since the
 record was read, and that the request itself left alone, are taken from the store at
-commit, so the request's commit does not undo them.
+commit, so the request's commit does not undo them; a record removed from the store
+after this request committed once (before a long poll's wait) is not written back.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class DeviceState:
         self._cache: dict[str, Any] | None = None
         self._dirty: set[str] = set()
         self._admin = {name: getattr(device, name) for name in ADMIN_FIELDS}  # as read
+        self._committed = False  # once true, the record is in the store
 
     async def hierarchy(self) -> HierarchyState:
         if self._hierarchy is None:
@@ -92,11 +94,17 @@ class DeviceState:
                 blobs[key] = None if state is None else state.to_json()
         device = self.device
         stored = await self.store.get_device(device.user, device.device_id)
+        if stored is None and self._committed:
+            # The partnership was removed while this request waited (eas device remove):
+            # writing it back would undo the removal.
+            self._dirty.clear()
+            return
         if stored is not None:
             for name, read in self._admin.items():
                 theirs = getattr(stored, name)
                 if theirs != read and getattr(device, name) == read:
                     setattr(device, name, theirs)
         await self.store.commit(device, blobs)
+        self._committed = True
         self._admin = {name: getattr(device, name) for name in ADMIN_FIELDS}
         self._dirty.clear()
