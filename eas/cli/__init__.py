@@ -13,7 +13,21 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from eas import __version__
-from eas.cli import access, admin, config, devices, directory, filters, logger, pim, policy, serve, service, sharing
+from eas.cli import (
+    abq,
+    access,
+    admin,
+    config,
+    devices,
+    directory,
+    filters,
+    logger,
+    pim,
+    policy,
+    serve,
+    service,
+    sharing,
+)
 from eas.cli import web as web_admin
 from eas.protocol.errors import EASError
 from eas.server import DATA_DIR_ENV, CertificateError
@@ -83,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     filters.add_parsers(verbs, data_dir)
     logger.add_parsers(verbs, data_dir)
     access.add_parsers(verbs, data_dir)
+    abq.add_parsers(verbs, data_dir)
     policy.add_parsers(verbs, data_dir)
     web_admin.add_parsers(verbs, data_dir)
     wbxml = verbs.add_parser("wbxml", help="decode and encode ActiveSync WBXML")
