@@ -14,7 +14,7 @@ import threading
 import time
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -89,7 +89,7 @@ class SMTPSink:
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> SMTPSink:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -150,7 +150,7 @@ def body(message: EmailMessage) -> str:
 
 def listed(message: EmailMessage) -> list[str]:
     """The device ids a notice lists."""
-    return re.findall(r"^\S+  device (\S+)$", body(message), re.M)
+    return re.findall(r"^\S+  device (\S+)$", body(message), re.MULTILINE)
 
 
 def sent(events: list[Any]) -> list[str]:
