@@ -138,7 +138,7 @@ def _call(method: str, url: str, body: dict[str, Any] | None, timeout: float) ->
     request = urllib.request.Request(url, data=data, method=method,
                                      headers={"Content-Type": "application/json; charset=utf-8"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback driver
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read())
     except urllib.error.HTTPError as e:
         answer = json.loads(e.read() or b"{}")
