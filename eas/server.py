@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from eas.notify import SOCKET_NAME, UnixSocketNotifier
 
 if TYPE_CHECKING:
+    from eas.access.notifier import Notifier
     from eas.config import Config
     from eas.core import ActiveSync
     from eas.store import ReferenceStore
@@ -293,15 +294,17 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
     """Run the reference server until it is stopped (SIGINT, SIGTERM)."""
     import uvicorn
 
+    from eas.access.notifier import Notifier
     from eas.asgi import ASGIApp
 
     folder = prepare_data_dir(options.data_dir)
     activesync, store = build(folder, options.config)
+    admin_mail = Notifier(activesync.store)
     # The notify socket and the port first: a second server on the same data dir, or a
     # port in use, stops before anything is created (a demo password nobody saw).
     listener = notifier(folder)
     await listener.subscribe(activesync.notify, on_account=lambda user: account_changed(activesync, user),
-                             on_service=lambda name: restart_service(activesync, name))
+                             on_service=lambda name: restart_service(activesync, name, admin_mail))
     sock: socket.socket | None = None
     admin_sock: socket.socket | None = None
     try:
@@ -336,9 +339,13 @@ async def serve(options: ServeOptions, *, out: Callable[[str], None] = _say) -> 
         # One write: a signal arriving meanwhile cannot cut it (a demo password half shown).
         out("\n".join(lines))
         admin_task = asyncio.ensure_future(admin.serve(sockets=[admin_sock])) if admin is not None else None
+        mailing = asyncio.create_task(admin_mail.run(), name="eas notifier")
         try:
-            await _server(uvicorn, config, activesync).serve(sockets=[sock])
+            await _server(uvicorn, config, activesync, mailing).serve(sockets=[sock])
         finally:
+            mailing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await mailing
             if admin is not None and admin_task is not None:
                 admin.should_exit = True  # the admin page stops with the ActiveSync port
                 await admin_task
@@ -387,21 +394,32 @@ def account_changed(activesync: ActiveSync, user: str) -> None:
     activesync.end_user_waits(user)
 
 
-def restart_service(activesync: ActiveSync, name: str) -> None:
+def restart_service(activesync: ActiveSync, name: str, admin_mail: Notifier | None = None) -> None:
     """``eas service restart NAME`` reached this server (over the notify socket)."""
     if name == "anti-dos":
         log.warning("anti-dos restarted: %d jails released", activesync.jail.clear())
+    elif name == "notifier" and admin_mail is not None:
+        admin_mail.restart()
+        log.warning("notifier restarted: a round of notices runs now")
+    elif name == "abq":
+        forget = getattr(activesync.abq, "forget", None)  # drops its cached settings, where it has any
+        if forget is not None:
+            forget()
+        log.warning("abq restarted: its settings are read again")
     else:
         log.warning("restart of an unknown service %r ignored", name)
 
 
-def _server(uvicorn: Any, config: Any, activesync: ActiveSync) -> Any:
+def _server(uvicorn: Any, config: Any, activesync: ActiveSync, *background: asyncio.Task[None]) -> Any:
     """A uvicorn Server that answers the held long polls (Ping: status 1, as when the
     device's next request supersedes it) before waiting for connections to close, so a
-    restart neither cuts them off nor waits out the grace period."""
+    restart neither cuts them off nor waits out the grace period. The ``background``
+    tasks (the notifier) are cancelled first: the state store closes at shutdown."""
 
     class Server(uvicorn.Server):  # type: ignore[misc]
         async def shutdown(self, sockets: Any = None) -> None:
+            for task in background:
+                task.cancel()
             activesync.end_waits()
             await super().shutdown(sockets=sockets)
 
