@@ -621,3 +621,44 @@ def test_placeholders_are_filled_once_and_safely() -> None:
               "reason": "rule"}
     out = fill("{device_id}|{user}|{model}|{reason}|{0.__class__}|{device_type.__class__}|{nope}", values)
     assert out == "{user}Bcc: evil@x|alice|" + "M" * q.MAX_VALUE + "|rule|{0.__class__}|{device_type.__class__}|{nope}"
+
+
+def test_with_the_real_abq_engine(tmp_path: Path) -> None:
+    """Interactive mode quarantines a new device: it sees the notice; the administrator
+    allows it (eas.access.abq.set_device): the real mailbox after the reset; blocks it:
+    the blocked notice."""
+    from eas.access import abq
+
+    async def scenario() -> None:
+        clock = Clock()
+        app, store = make_app(tmp_path)
+        app.abq = app.access = abq.ABQ(app.store, clock=clock)
+        app.notices = NoticeMailboxes(app.store, clock=clock)
+        store.deliver(ALICE, message(1))
+        await abq.set_mode(app.store, "interactive", actor="test", grandfather=False)
+        phone = Phone(app, "14.1")
+        await phone.client.provision()
+        await phone.folder_sync()
+        assert list(phone.folders) == ["Inbox"]
+        _, [(_, _, add)] = await phone.settle(phone.folders["Inbox"][0])
+        assert subject_of(add) == q.BUILT_IN["quarantined"]["en"][0]
+        [device] = await app.store.list_devices(ALICE)
+        assert (device.access, device.access_reason) == ("quarantined", "global")
+
+        await abq.set_device(app.store, "NoticePhone1", "allowed", user=ALICE, actor="test")
+        clock.tick()
+        assert (await phone.folder_sync(phone.folder_key)).text(FH.Status) == "9"
+        await phone.folder_sync()
+        assert "Sent Items" in phone.folders
+        _, got = await phone.settle(phone.folders["Inbox"][0])
+        assert [subject_of(n) for _, _, n in got] == ["Real mail 1"]
+
+        await abq.set_device(app.store, "NoticePhone1", "blocked", user=ALICE, actor="test")
+        clock.tick()
+        assert (await phone.folder_sync(phone.folder_key)).text(FH.Status) == "9"
+        await phone.folder_sync()
+        assert list(phone.folders) == ["Inbox"]
+        _, [(_, _, add)] = await phone.settle(phone.folders["Inbox"][0])
+        assert subject_of(add) == q.BUILT_IN["blocked"]["en"][0]
+
+    run(scenario)
