@@ -274,8 +274,8 @@ def test_service_bad_input(tmp_path: Path) -> None:
     from test_cli_server import eas
 
     data = tmp_path / "data"
-    r = eas("service", "restart", "abq", data_dir=data)
-    assert r.returncode == 2 and b"unknown service 'abq'" in r.stderr
+    r = eas("service", "restart", "nonesuch", data_dir=data)
+    assert r.returncode == 2 and b"unknown service 'nonesuch'" in r.stderr
     r = eas("service", "list", data_dir=data)
     assert r.returncode == 0 and b"anti-dos: disabled (no server running)" in r.stdout
 
