@@ -190,7 +190,8 @@ def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
                        help="the stored levels, or an account's effective policy and where each value comes from")
     q.add_argument("account", nargs="?")
     q.set_defaults(run=show)
-    q = ops.add_parser("elements", help="every EASProvisionDoc element: type, values, versions, default")
+    q = ops.add_parser("elements", parents=[data_dir_parent],
+                       help="every EASProvisionDoc element: type, values, versions, default")
     q.set_defaults(run=elements)
     for op, text, run, metavar, nargs in (
             ("set", "set elements of a level", set_policy, "ELEMENT=VALUE", "+"),
