@@ -297,7 +297,8 @@ def _loaded(raw: Any, check: Callable[[Any], Any]) -> list[Any]:
 
 @dataclass(frozen=True, slots=True)
 class ABQSettings:
-    """The ``abq.`` settings as ``evaluate`` uses them."""
+    """The ``abq.`` settings as ``evaluate`` uses them (build with ``of``: it indexes
+    the rules by action and scope, so a decision does not walk every rule)."""
 
     mode: str = "permissive"
     entries: Mapping[tuple[str, str], DeviceEntry] = field(default_factory=dict)
@@ -305,12 +306,21 @@ class ABQSettings:
     auto_allow: int = 0
     max_devices: int = 0
     approved_apps: tuple[Matcher, ...] = ()
+    by_scope: Mapping[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict)  # (action, domain)
+    discovered: Mapping[str, frozenset[str]] = field(default_factory=dict)  # domain -> model/os ruled on
 
     @classmethod
     def of(cls, *, mode: str = "permissive", entries: Iterable[DeviceEntry] = (), rules: Iterable[Rule] = (),
            auto_allow: int = 0, max_devices: int = 0, approved_apps: Iterable[Matcher] = ()) -> ABQSettings:
-        return cls(mode, {e.key: e for e in entries}, tuple(sorted(rules, key=lambda r: r.id)), auto_allow,
-                   max_devices, tuple(approved_apps))
+        ordered = tuple(sorted(rules, key=lambda r: r.id))
+        by_scope: dict[tuple[str, str], tuple[Rule, ...]] = {}
+        discovered: dict[str, frozenset[str]] = {}
+        for r in ordered:
+            by_scope[r.action, r.domain] = (*by_scope.get((r.action, r.domain), ()), r)
+            if r.field in ("model", "os"):
+                discovered[r.domain] = discovered.get(r.domain, frozenset()) | {r.field}
+        return cls(mode, {e.key: e for e in entries}, ordered, auto_allow, max_devices, tuple(approved_apps),
+                   by_scope, discovered)
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> ABQSettings:
@@ -351,17 +361,17 @@ def evaluate(settings: ABQSettings, account: str, device: DeviceRecord, *, rank:
     if settings.max_devices and rank >= settings.max_devices:
         return AccessDecision("blocked", "device limit", f"more than {settings.max_devices} devices")
     domain = account.rpartition("@")[2]
-    applicable = [r for r in settings.rules if r.domain in ("", domain)]
     told = facts(device)
     restricting = mode in ("interactive", "strict")
     for action, state in (("block", "blocked"), ("quarantine", "quarantined"), ("allow", "allowed")):
         if action == "allow" and restricting:
-            pending = sorted({r.field for r in applicable if r.field in ("model", "os") and not told[r.field]})
+            ruled = settings.discovered.get(domain, frozenset()) | settings.discovered.get("", frozenset())
+            pending = sorted(f for f in ruled if not told[f])
             if pending and (time.time() if now is None else now) - device.first_seen < DISCOVERY_SECONDS:
                 return AccessDecision("discovery", "rule", f"waiting for the device's {' and '.join(pending)}")
-        for scope in (domain, ""):
-            for rule in applicable:
-                if rule.action == action and rule.domain == scope and rule.matches(told):
+        for scope in dict.fromkeys((domain, "")):
+            for rule in settings.by_scope.get((action, scope), ()):
+                if rule.matches(told):
                     return AccessDecision(state, "rule", rule.describe())
     if restricting:
         for app in settings.approved_apps:
