@@ -26,6 +26,8 @@ from eas.protocol.errors import EASError
 from eas.state.model import DeviceRecord
 from eas.state.sqlite import SQLiteStateStore
 
+pytestmark = pytest.mark.kernel_independent  # no WBXML here: one pass is enough
+
 ADMINS = ["admin@example.com", "security@example.org"]
 
 
