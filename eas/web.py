@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import html
-import importlib
 import json
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -53,7 +52,6 @@ FAILURE_WINDOW_SECONDS = 300.0
 FAILURE_DELAY_SECONDS = 1.0  # each failed login answers this much later
 MAX_FORM_BYTES = 64 * 1024
 AUDIT_LIMIT = 200
-DEVICE_STATES = ("allowed", "blocked", "quarantined", "discovery")
 RESTRICTED = ("quarantined", "discovery", "blocked")
 # Per-device actions of eas.access.devices: form value -> (function, extra keywords, label).
 DEVICE_ACTIONS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -462,47 +460,56 @@ class AdminApp:
         back = _local(form.get("back", "/"))
         if state not in ("allowed", "blocked", "quarantined"):
             return self._done(request, f"not a device state: {state!r}", error=True, to=back)
-        set_device = _api("eas.access.abq", "set_device")
-        if set_device is None:
-            return self._done(request, "ABQ device entries are not available in this version", error=True, to=back)
+        from eas.access.abq import set_device
+
         try:
+            # A personal entry: allowed or blocked for this account (a device-list entry,
+            # without an account, would decide for every account using the same id).
             await set_device(self.store, device_id, state, user=user, actor=self._actor(request),
                              note="admin web page")
         except (KeyError, ValueError, TypeError) as e:
             return self._done(request, f"{device_id!r}: {_message(e)}", error=True, to=back)
+        self.activesync.abq.forget()  # this process's ABQ cache: the device's next request sees it
         self.activesync.end_user_waits(user)
         return self._done(request, f"{device_id} of {user}: {state}", to=back)
 
     async def devices(self, request: Request) -> Response:
+        from eas.access.devices import STATE_FILTERS, list_devices, state_of
+
         q = request.query
         user, state, kind = q.get("user", "").strip(), q.get("state", ""), q.get("type", "").strip()
-        found = [d for d in await self.store.list_devices()
-                 if (not user or d.user == user.lower()) and (not state or d.access == state)
-                 and (not kind or d.device_type.lower() == kind.lower())]
-        options = "".join(f"<option value='{s}'{' selected' if s == state else ''}>{s}</option>"
-                          for s in ("", *DEVICE_STATES))
+        try:
+            found = await list_devices(self.store, user=user or None, state=state or None, device_type=kind or None)
+        except (ValueError, TypeError) as e:
+            assert request.session is not None
+            request.session.flash.append((f"filter: {e}", True))
+            found = []
+        options = "".join(f"<option value='{s}'{' selected' if s == state else ''}>{s or '(any)'}</option>"
+                          for s in ("", *STATE_FILTERS))
         filters = (f"<form method='get' action='/devices'><label>Account <input name='user' value='{_e(user)}'>"
                    f"</label> <label>State <select name='state'>{options}</select></label> "
                    f"<label>Type <input name='type' value='{_e(kind)}'></label> "
                    "<button type='submit'>Filter</button></form>")
-        rows = [f"<tr class='device'>{_device_cells(d, link=True)}<td>{_e(_when(d.last_seen))}</td>"
-                f"<td>{_e(d.wipe or '-')}</td><td>{'yes' if d.suspended else 'no'}</td></tr>"
-                for d in sorted(found, key=lambda d: (d.user, d.device_id))]
-        table = _table(["Account", "Device", "Type", "Model", "User agent", "State", "Last seen", "Wipe",
-                        "Suspended"], rows) if rows else "<p>No devices.</p>"
+        rows = [f"<tr class='device'>{_device_cells(d)}<td>{_e(state_of(d))}</td>"
+                f"<td>{_e(_when(d.last_seen))}</td></tr>" for d in found]
+        table = _table(["Account", "Device", "Type", "Model", "User agent", "Access", "State", "Last seen"],
+                       rows) if rows else "<p id='none'>No devices.</p>"
         return self._page(request, "Devices", filters + table)
 
     async def device(self, request: Request) -> Response:
-        user, device_id = request.query.get("user", ""), request.query.get("id", "")
-        d = await self.store.get_device(user, device_id)
-        if d is None:
-            raise Refused(404, "no such device")
+        from eas.access.devices import device_details
+
+        try:
+            details = await device_details(self.store, request.query.get("user", ""), request.query.get("id", ""))
+        except (KeyError, ValueError, TypeError) as e:
+            raise Refused(404, f"no such device: {_message(e)}") from None
+        d = details.device
         facts = [("Account", d.user), ("Device id", d.device_id), ("Type", d.device_type), ("Model", d.model),
                  ("OS", d.os), ("User agent", d.user_agent), ("Friendly name", d.friendly_name),
                  ("IMEI", d.imei), ("Protocol", d.protocol_version), ("First seen", _when(d.first_seen)),
                  ("Last seen", _when(d.last_seen)), ("Access", f"{d.access} ({d.access_reason or '-'})"),
                  ("Wipe", d.wipe or "none"), ("Suspended", "yes" if d.suspended else "no"),
-                 ("Policy key", d.policy_key)]
+                 ("Policy", details.policy), ("Items skipped by loop detection", len(details.skipped))]
         info = _table(["", ""], [f"<tr><th>{_e(k)}</th><td id='fact-{_e(k.lower().replace(' ', '-'))}'>"
                                  f"<code>{_e(v)}</code></td></tr>" for k, v in facts])
         where = {"user": d.user, "device_id": d.device_id}
@@ -512,8 +519,7 @@ class AdminApp:
         access = " ".join(self._button(request, "/device/access", {**where, "state": s, "back": back}, label,
                                        f"access-{s}")
                           for s, label in (("allowed", "Allow"), ("blocked", "Block"), ("quarantined", "Quarantine")))
-        events = await self.store.events(user=d.user, device_id=d.device_id, limit=AUDIT_LIMIT)
-        history = _events_table(events) if events else "<p>No history.</p>"
+        history = _events_table(details.history) if details.history else "<p>No history.</p>"
         return self._page(request, f"Device {d.device_id}",
                           f"{info}<h2>Access</h2><p>{access}</p><h2>Actions</h2><p>{actions}</p>"
                           f"<h2>History</h2>{history}")
@@ -525,49 +531,50 @@ class AdminApp:
         if action not in DEVICE_ACTIONS:
             return self._done(request, f"not a device action: {action!r}", error=True, to="/devices")
         name, extra, label = DEVICE_ACTIONS[action]
-        call = _api("eas.access.devices", name)
-        if call is None:
-            return self._done(request, f"{label}: not available in this version", error=True, to=back)
+        from eas.access import devices as admin
+
         try:
-            await call(self.store, user, device_id, actor=self._actor(request), **extra)
+            done = await getattr(admin, name)(self.store, user, device_id, actor=self._actor(request),
+                                              wake=self.activesync.end_user_waits, **extra)
         except (KeyError, ValueError, TypeError) as e:
             return self._done(request, f"{label}: {_message(e)}", error=True, to=back)
-        self.activesync.end_user_waits(user)
+        if done is False:  # suspend of a suspended device, resume of a running one
+            return self._done(request, f"{label}: nothing to do for {device_id} of {user}", to=back)
         return self._done(request, f"{label}: done for {device_id} of {user}",
                           to="/devices" if action == "remove" else back)
 
     async def abq(self, request: Request) -> Response:
-        from eas.access import get_setting
+        from eas.access import abq, get_setting
 
-        try:
-            mode = await get_setting(self.store, "abq.mode")
-        except KeyError:
-            mode = None
-        parts = []
-        if mode is not None:
-            parts.append(f"<p>Mode: <strong id='abq-mode'>{_e(mode)}</strong></p>"
-                         f"<form method='post' action='/abq/mode'>{self._csrf(request)}"
-                         "<label>New mode <input name='mode' id='mode'></label> "
-                         "<label><input type='checkbox' name='grandfather' value='1' checked> "
-                         "keep the devices already allowed</label> <button type='submit'>Set mode</button></form>")
-        for title, reader in (("Rules", "rules"), ("Device entries", "device_entries")):
-            read = _api("eas.access.abq", reader)
-            found = await read(self.store) if read is not None else None
-            parts.append(f"<h2>{title}</h2>" + (_listing(found) if read is not None else
-                                                "<p>Not available in this version.</p>"))
-        return self._page(request, "Allow / Block / Quarantine", "".join(parts))
+        mode = await get_setting(self.store, "abq.mode")
+        options = "".join(f"<option value='{m}'{' selected' if m == mode else ''}>{m}</option>" for m in abq.MODES)
+        rules = [f"<tr><td><code>{_e(rule.describe())}</code></td></tr>" for rule in await abq.rules(self.store)]
+        entries = [f"<tr><td><code>{_e(e.device_id)}</code></td><td>{_e(e.user or '(every account)')}</td>"
+                   f"<td>{_e(e.state)}</td><td>{_e(e.note)}</td><td>{_e(e.actor)}</td><td>{_e(_when(e.time))}</td></tr>"
+                   for e in await abq.device_entries(self.store)]
+        body = (f"<p>Mode: <strong id='abq-mode'>{_e(mode)}</strong></p>"
+                f"<form method='post' action='/abq/mode'>{self._csrf(request)}"
+                f"<label>Mode <select name='mode' id='mode'>{options}</select></label> "
+                "<label><input type='checkbox' name='grandfather' value='1' checked> "
+                "keep syncing the devices allowed now</label> <button type='submit' id='set-mode'>Set mode</button>"
+                "</form><h2>Rules</h2>" + (_table(["Rule"], rules) if rules else "<p>No rules.</p>")
+                + "<h2>Device entries</h2>"
+                + (_table(["Device", "Account", "State", "Note", "By", "When"], entries) if entries else
+                   "<p>No device entries.</p>"))
+        return self._page(request, "Allow / Block / Quarantine", body)
 
     async def abq_mode(self, request: Request) -> Response:
-        set_mode = _api("eas.access.abq", "set_mode")
-        if set_mode is None:
-            return self._done(request, "ABQ modes are not available in this version", error=True, to="/abq")
+        from eas.access.abq import set_mode
+
         mode = request.form.get("mode", "").strip()
         try:
-            await set_mode(self.store, mode, actor=self._actor(request),
-                           grandfather=request.form.get("grandfather") == "1")
+            kept = await set_mode(self.store, mode, actor=self._actor(request),
+                                  grandfather=request.form.get("grandfather") == "1")
         except (KeyError, ValueError, TypeError) as e:
             return self._done(request, f"mode {mode!r}: {_message(e)}", error=True, to="/abq")
-        return self._done(request, f"ABQ mode: {mode}", to="/abq")
+        self.activesync.abq.forget()
+        return self._done(request, f"ABQ mode: {mode}" + (f" ({kept} devices kept allowed)" if kept else ""),
+                          to="/abq")
 
     async def settings(self, request: Request) -> Response:
         from eas.access import known_settings
@@ -671,33 +678,8 @@ def _events_table(events: Iterable[AuditEvent]) -> str:
     return _table(["Time", "Action", "Actor", "Account", "Device", "Detail"], rows)
 
 
-def _listing(found: Any) -> str:
-    """Rules or entries of the ABQ engine, whatever their shape: dicts or dataclasses as
-    a table, anything else as JSON."""
-    items: list[Any] = list(found.items()) if isinstance(found, dict) else list(found or [])
-    if not items:
-        return "<p>None.</p>"
-    rows: list[dict[str, Any]] = []
-    for item in items:
-        if is_dataclass(item) and not isinstance(item, type):
-            item = asdict(item)
-        rows.append(item if isinstance(item, dict) else {"": item})
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    body = ["<tr>" + "".join(f"<td><code>{_e(r.get(k, '') if isinstance(r.get(k, ''), str) else _json(r.get(k)))}"
-                              "</code></td>" for k in keys) + "</tr>" for r in rows]
-    return _table(keys, body)
-
-
-def _api(module: str, name: str) -> Any:
-    """An admin function of an engine module, None where this version has none."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
-
-
 def _message(e: BaseException) -> str:
-    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return str(e.args[0]) if type(e) is KeyError and e.args else str(e)
 
 
 def _redirect(to: str, headers: list[tuple[str, str]] | None = None) -> Response:

@@ -291,28 +291,34 @@ def test_settings_form_bad_input_stores_nothing(tmp_path: Path) -> None:
 
 
 def test_what_devices_send_is_escaped(tmp_path: Path) -> None:
+    """User agent, DeviceType and model come from the device as it likes (the protocol
+    bounds a device id to letters, digits, _ and -, but a store may hold anything)."""
     app, store = _app(tmp_path)
 
     async def scenario() -> None:
         await _device(store, "alice@example.com", XSS_ID, user_agent=XSS_AGENT, device_type="<b>Phone</b>",
-                      model="M\"odel'", access="quarantined", access_reason="<i>rule</i>")
+                      access="quarantined", access_reason="<i>rule</i>")
+        await _device(store, "alice@example.com", "PLAIN1", user_agent=XSS_AGENT, device_type="<b>Phone</b>",
+                      model="M\"odel'<img src=x>", os=XSS_ID, access="quarantined")
         from eas.state.model import AuditEvent
         await store.record_event(AuditEvent("access.quarantined", actor="abq", user="alice@example.com",
-                                            device_id=XSS_ID, detail=XSS_AGENT))
+                                            device_id="PLAIN1", detail=XSS_AGENT))
         v = Visitor(app)
         await v.login()
-        query = urlencode({"user": "alice@example.com", "id": XSS_ID})
-        for path in ("/", "/devices", f"/device?{query}", "/audit"):
-            status, _, page = await v.request("GET", path)
-            assert status == 200, path
+        bad = urlencode({"user": "alice@example.com", "id": XSS_ID})
+        good = urlencode({"user": "alice@example.com", "id": "PLAIN1"})
+        for path, status in (("/", 200), ("/devices", 200), (f"/device?{good}", 200), ("/audit", 200),
+                             (f"/device?{bad}", 404)):
+            got, _, page = await v.request("GET", path)
+            assert got == status, path
             for raw in (XSS_AGENT, XSS_ID, "<b>Phone</b>", "<i>rule</i>", "<img", "<script"):
                 assert raw not in page, (path, raw)
-            assert html.escape(XSS_ID, quote=True) in page, path
-        status, _, page = await v.request("GET", f"/device?{query}")
-        assert html.escape(XSS_AGENT, quote=True) in page and "access.quarantined" in page
-        # The device's link and its hidden form fields carry the id back unchanged.
-        status, _, page = await v.request("GET", "/")
-        assert html.escape(query, quote=True) in page
+        _, _, page = await v.request("GET", f"/device?{good}")
+        assert html.escape(XSS_AGENT, quote=True) in page and html.escape(XSS_ID, quote=True) in page
+        assert "access.quarantined" in page
+        # The list links to the device and its hidden form fields carry the id back unchanged.
+        _, _, page = await v.request("GET", "/")
+        assert html.escape(bad, quote=True) in page
         assert f"value='{html.escape(XSS_ID, quote=True)}'" in page
         assert (await v.request("GET", "/device?user=alice@example.com&id=other"))[0] == 404
 
@@ -384,6 +390,51 @@ def test_allow_and_block_buttons_set_abq_entries(tmp_path: Path) -> None:
         assert entries == {("alice@example.com", "PHONE1"): "allowed", ("bob@example.com", "PHONE2"): "blocked"}
         assert all(e.actor == f"web:{ADMIN}" for e in await store.events(limit=5)
                    if e.action.startswith(("abq.", "device.")))
+
+    asyncio.run(scenario())
+
+
+def test_device_actions_and_filters(tmp_path: Path) -> None:
+    app, store = _app(tmp_path)
+
+    async def scenario() -> None:
+        await _device(store, "alice@example.com", "PHONE1", device_type="iPhone", protocol_version="14.1")
+        await _device(store, "bob@example.com", "PHONE2", device_type="Android")
+        v = Visitor(app)
+        await v.login()
+        _, _, page = await v.request("GET", "/devices?type=iphone")
+        assert "PHONE1" in page and "PHONE2" not in page
+        _, _, page = await v.request("GET", "/devices?user=bob@example.com")
+        assert "PHONE2" in page and "PHONE1" not in page
+        _, _, page = await v.request("GET", "/devices?state=%3Cbogus%3E")
+        assert "unknown state" in page and "<bogus>" not in page and "PHONE1" not in page
+        where = {"user": "alice@example.com", "device_id": "PHONE1"}
+        await v.request("GET", "/device?user=alice@example.com&id=PHONE1")
+
+        async def act(action: str) -> str:
+            await v.post("/device/action", {**where, "action": action})
+            return (await v.request("GET", "/device?user=alice@example.com&id=PHONE1"))[2]
+
+        assert "Wipe: done" in await act("wipe")
+        assert (await store.get_device("alice@example.com", "PHONE1")).wipe == "pending"
+        assert "already pending" in await act("wipe")  # refused with the reason, nothing changed
+        assert "needs a device speaking 16.1" in await act("account-wipe")
+        assert "Cancel wipe: done" in await act("cancel-wipe")
+        assert "Suspend: done" in await act("suspend")
+        assert "nothing to do" in await act("suspend")
+        assert (await store.get_device("alice@example.com", "PHONE1")).suspended
+        assert "not a device action" in (await v.post("/device/action", {**where, "action": "explode"}) and
+                                         (await v.request("GET", "/devices"))[2])
+        await v.request("GET", "/device?user=alice@example.com&id=PHONE1")
+        page = await act("resume")
+        for action in ("device.wipe", "device.wipe.cancel", "device.suspend", "device.resume"):
+            assert action in page  # the history on the detail page
+        events = [e for e in await store.events(limit=20) if e.action.startswith("device.")]
+        assert len(events) == 4 and {e.actor for e in events} == {f"web:{ADMIN}"}
+        await v.post("/device/action", {**where, "action": "remove"})
+        assert await store.get_device("alice@example.com", "PHONE1") is None
+        _, _, page = await v.request("GET", "/devices")
+        assert "Remove: done for PHONE1" in page and ">PHONE1</a>" not in page and ">PHONE2</a>" in page
 
     asyncio.run(scenario())
 
