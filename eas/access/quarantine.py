@@ -99,6 +99,7 @@ MAX_SUBJECT = 255
 MAX_TEXT = 8000
 MAX_VALUE = 128  # of a device's value put in for a placeholder
 INBOX_ID = "notice-inbox"
+MAILS_KEPT = 1000  # built notice mails kept (one per account, device decision and text)
 
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*", re.IGNORECASE)
 _DOMAIN = re.compile(r"(?=.{1,253}\Z)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
@@ -409,6 +410,7 @@ class NoticeMailboxes:
         self._stored: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._sender = ""
         self._blocked_notice = True
+        self._mails: dict[str, Email] = {}  # built notice mails by item id (the email package takes ms)
 
     async def backend(self, account: str, device: DeviceRecord, decision: AccessDecision) -> Backend | None:
         await self._refresh()
@@ -424,8 +426,10 @@ class NoticeMailboxes:
         values = {"device_id": device.device_id, "device_type": device.device_type, "user": account,
                   "model": device.model, "reason": decision.detail or decision.reason}
         sender = self._sender or f"postmaster@{domain or 'localhost'}"
+        if len(self._mails) >= MAILS_KEPT:
+            self._mails.clear()
         return NoticeMailbox(account, sender, fill(notice.subject, values), fill(notice.text, values),
-                             device.access_time or device.first_seen, domain)
+                             device.access_time or device.first_seen, domain, self._mails)
 
     async def _refresh(self) -> None:
         now = self.clock()
@@ -462,10 +466,11 @@ def fill(text: str, values: dict[str, str]) -> str:
 
 class NoticeMailbox:
     """A restricted device's mailbox: one Inbox with one notice mail; read-only (see the
-    module docstring for how writes are refused). Built per request; the MIME is made
-    only when a command fetches the mail."""
+    module docstring for how writes are refused). Built per request; the mail is made
+    when a command first fetches it, and kept (by its id, which says all it holds)."""
 
-    def __init__(self, account: str, sender: str, subject: str, text: str, decided: float, domain: str) -> None:
+    def __init__(self, account: str, sender: str, subject: str, text: str, decided: float, domain: str,
+                 built: dict[str, Email] | None = None) -> None:
         self.account = account
         self.sender = sender
         self.subject = subject
@@ -477,12 +482,13 @@ class NoticeMailbox:
         self.item_id = "notice-" + digest[:20]
         self.stamp = digest[:20]
         self.conversation_id = bytes.fromhex(digest[:32])
-        self._email: Email | None = None
+        self._built = {} if built is None else built  # shared by the requests of one NoticeMailboxes
 
     def _mail(self) -> Email:
-        if self._email is None:
-            self._email = self._build()
-        return self._email
+        mail = self._built.get(self.item_id)
+        if mail is None:
+            mail = self._built[self.item_id] = self._build()
+        return mail
 
     def _build(self) -> Email:
         message_id = f"<{self.stamp}.notice@{self.domain}>"
@@ -523,9 +529,7 @@ class NoticeMailbox:
         if folder_id != INBOX_ID or self.item_id not in item_ids:
             return []
         mail = self._mail()
-        if not mime:
-            mail = replace(mail, mime=None)
-        return [mail]
+        return [replace(mail, mime=mail.mime if mime else None)]  # a copy: the built one is shared
 
     async def fetch_items(self, user: str, folder_id: str, item_ids: Sequence[str]) -> list[Item]:
         return []
