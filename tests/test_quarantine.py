@@ -246,6 +246,10 @@ def test_quarantined_device_sees_only_the_notice(tmp_path: Path, version: str) -
                 "<Options><b:BodyPreference><b:Type>1</b:Type></b:BodyPreference></Options></Fetch></ItemOperations>")
             assert fetch.text(IO.Response, IO.Fetch, IO.Status) == "1", fetch.xml
             assert fetch.text(IO.Response, IO.Fetch, IO.Properties, tags.Email.Subject) == "Hold on"
+            empty = await phone.client.command(
+                "ItemOperations", '<ItemOperations xmlns="ItemOperations:" xmlns:a="AirSync:"><EmptyFolderContents>'
+                f"<a:CollectionId>{inbox}</a:CollectionId></EmptyFolderContents></ItemOperations>")
+            assert empty.text(IO.Response, IO.EmptyFolderContents, IO.Status) == "3", empty.xml  # refused
         # Commands that are not answered from the notice mailbox.
         send = await phone.client.command("SendMail", _sendmail_xml(version)) if Version(version) >= Version("14.0") else \
             await phone.client.raw("SendMail", message(9), params={"SaveInSent": "T"}, content_type="message/rfc822")
@@ -450,6 +454,9 @@ def test_notice_mail_is_an_rfc5322_message() -> None:
         # The same decision gives the same id and stamp; the sender setting changes them.
         again = await notices.backend(ALICE, device, AccessDecision("blocked", "rule", "rule 3: model X"))
         assert again is not None and await again.item_stamps(ALICE, folder.id) == stamps
+        rebuilt = await NoticeMailboxes(store).backend(ALICE, device, AccessDecision("blocked", "rule", "rule 3: model X"))
+        assert rebuilt is not None
+        assert [m.mime for m in await rebuilt.fetch_emails(ALICE, folder.id, [item], mime=True)] == [mail.mime]
         await change_setting(store, "abq.notice_from", "IT desk <it@example.com>", actor="t")
         fresh = NoticeMailboxes(store)
         other = await fresh.backend(ALICE, device, AccessDecision("blocked", "rule", "rule 3: model X"))

@@ -503,6 +503,7 @@ class NoticeMailbox:
         body_html = f'<html><body><h3>{html.escape(self.subject)}</h3>{page}</body></html>'
         msg.set_content(self.text)
         msg.add_alternative(body_html, subtype="html")
+        msg.set_boundary(f"=_notice_{self.stamp}")  # the same bytes whenever it is built again
         mime = to_bytes(msg)
         return Email(id=self.item_id, subject=self.subject, sender=self.sender, to=self.account,
                      display_to=self.account, date_received=self.date, read=False, thread_topic=self.subject,
