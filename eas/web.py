@@ -70,7 +70,7 @@ SECURITY_HEADERS = [
                                  "frame-ancestors 'none'; base-uri 'none'")),
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),  # "no-referrer" would make browsers send Origin: null
     ("cache-control", "no-store"),
 ]
 
@@ -438,12 +438,19 @@ class AdminApp:
         return _redirect(to)
 
     async def quarantine(self, request: Request) -> Response:
+        from eas.access.abq import device_entries
+
         devices = [d for d in await self.store.list_devices() if d.access in RESTRICTED]
+        # A decision made here applies at the device's next request (ABQ runs then): say so.
+        decided = {e.key: e for e in await device_entries(self.store)}
         rows = []
         for n, d in enumerate(sorted(devices, key=lambda d: (d.access, -d.access_time))):
             where = {"user": d.user, "device_id": d.device_id, "back": "/"}
+            entry = decided.get((d.device_id.casefold(), d.user.casefold()))
+            pending = (f"<span class='pending'>{_e(entry.state)} by {_e(entry.actor)}, from its next request</span>"
+                       if entry is not None and entry.state != d.access else "")
             rows.append(f"<tr class='device'>{_device_cells(d)}<td>{_e(d.access_reason)}</td>"
-                        f"<td>{_e(_when(d.access_time))}</td><td>"
+                        f"<td>{_e(_when(d.access_time))}</td><td>{pending}"
                         + self._button(request, "/device/access", {**where, "state": "allowed"}, "Allow",
                                        f"allow-{n}")
                         + self._button(request, "/device/access", {**where, "state": "blocked"}, "Block",

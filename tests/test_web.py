@@ -18,8 +18,9 @@ import pytest
 
 from eas import web
 from eas.state.model import DeviceRecord
+from eas.testing.client import Client
 from eas.testing.harness import make_app
-from tests.test_cli_server import eas, serving
+from tests.test_cli_server import MESSAGE, eas, free_port, http, serving
 from tests.webdriver import Browser, tools
 
 ADMIN, PASSWORD = "root", "correct horse"
@@ -500,3 +501,128 @@ def _browser() -> Browser:
     browser = Browser.start()
     assert browser is not None
     return browser
+
+
+SYNC_INBOX = ('<Sync xmlns="AirSync:"><Collections><Collection><SyncKey>{key}</SyncKey>'
+              '<CollectionId>{inbox}</CollectionId>{more}</Collection></Collections></Sync>')
+
+
+async def _inbox_subjects(c: Any) -> list[str]:
+    """FolderSync from 0, then Sync the Inbox from 0: the subjects the device gets."""
+    from eas.tags import AirSync
+    from eas.tags import FolderHierarchy as FH
+
+    r = await c.command("FolderSync", '<FolderSync xmlns="FolderHierarchy:"><SyncKey>0</SyncKey></FolderSync>')
+    assert r.status == 200 and r.node is not None, r
+    inbox = next(a.findtext(FH.ServerId) for a in r.node.find(FH.Changes).findall(FH.Add)
+                 if a.findtext(FH.Type) == "2")
+    first = await c.command("Sync", SYNC_INBOX.format(key="0", inbox=inbox, more=""))
+    key = first.text(AirSync.Collections, AirSync.Collection, AirSync.SyncKey)
+    assert key, first.xml
+    r = await c.command("Sync", SYNC_INBOX.format(key=key, inbox=inbox, more="<GetChanges>1</GetChanges>"))
+    assert r.status == 200, r
+    return re.findall(r"<email:Subject>([^<]*)</email:Subject>", r.xml)
+
+
+def test_admin_page_in_headless_chromium(tmp_path: Path) -> None:
+    """Against ``eas serve --admin-port`` over TLS: log in, see a quarantined device
+    (whose user agent and type try a script), Allow it and see its next Sync get the
+    real mail; change a setting in the form and read it with ``eas config get``; wipe the
+    device from its page and see the wipe pending in the state store."""
+    browser = _browser()
+    data = tmp_path / "data"
+    try:
+        assert eas("user", "add", "bob@example.com", "--password", "pw", data_dir=data).returncode == 0
+        assert eas("mail", "deliver", "bob@example.com", data_dir=data, stdin=MESSAGE).returncode == 0
+        assert eas("web", "user", "add", ADMIN, "--password-stdin", data_dir=data,
+                   stdin=PASSWORD.encode() + b"\n").returncode == 0
+        assert eas("abq", "mode", "interactive", data_dir=data).returncode == 0
+        admin_port = free_port()
+        with serving(data, "--admin-port", str(admin_port)) as server:
+            base = f"https://127.0.0.1:{admin_port}"
+            device = Client(http(server.port, data / "tls" / "cert.pem"), "bob@example.com", "pw",
+                            device_id="BOBPHONE1", device_type="<i>Evil</i>", user_agent=XSS_AGENT, version="14.1")
+
+            async def quarantined() -> list[str]:
+                await device.provision()
+                return await _inbox_subjects(device)
+
+            notice = asyncio.run(quarantined())
+            assert len(notice) == 1 and "Lunch?" not in notice  # the notice mailbox, not the mail
+
+            browser.get(base + "/")
+            assert browser.current_url == base + "/login"
+            browser.type("#name", ADMIN)
+            browser.type("#password", "wrong")
+            browser.click("#login")
+            assert "Wrong name or password" in browser.text()
+            browser.type("#name", ADMIN)
+            browser.type("#password", PASSWORD)
+            browser.click("#login")
+            assert browser.current_url == base + "/"
+            rows = browser.texts("tr.device")
+            assert len(rows) == 1 and "BOBPHONE1" in rows[0] and XSS_AGENT in rows[0] and "<i>Evil</i>" in rows[0]
+            assert "quarantined" in rows[0]
+            assert browser.alert_text() is None  # shown as text: no script ran
+            browser.click("#allow-0")
+            assert "BOBPHONE1 of bob@example.com: allowed" in browser.text(".flash")
+            assert f"allowed by web:{ADMIN}, from its next request" in browser.text("tr.device")
+
+            assert "Lunch?" in asyncio.run(_inbox_subjects(device))  # the device's next request syncs
+            browser.get(base + "/")
+            assert browser.find_all("tr.device") == [] and browser.find_all("#none")
+
+            browser.get(base + "/settings")
+            browser.type("[id='input-jail.max_requests']", "42")
+            browser.click("[id='set-jail.max_requests']")
+            assert "jail.max_requests = 42" in browser.text(".flash")
+            assert browser.text("[id='value-jail.max_requests']") == "42"
+            browser.type("[id='input-jail.window']", "-1")
+            browser.click("[id='set-jail.window']")
+            assert "invalid value for jail.window" in browser.text(".flash.error")
+            got = eas("config", "get", "jail.max_requests", data_dir=data)
+            assert (got.returncode, got.stdout) == (0, b"42\n")
+            assert eas("config", "get", "jail.window", data_dir=data).stdout == b"30\n"
+
+            browser.get(base + "/devices")
+            browser.click("tr.device a")
+            assert browser.text("#fact-device-id") == "BOBPHONE1"
+            assert browser.text("#fact-user-agent") == XSS_AGENT
+            browser.click("#action-wipe")
+            assert "Wipe: done for BOBPHONE1" in browser.text(".flash")
+            assert browser.text("#fact-wipe") == "pending"
+            history = browser.text("main")
+            assert "device.wipe" in history and f"web:{ADMIN}" in history and "abq.device.allowed" in history
+            assert _device_record(data, "bob@example.com", "BOBPHONE1").wipe == "pending"
+            shown = eas("device", "show", "bob@example.com", "BOBPHONE1", data_dir=data)
+            if shown.returncode == 0:  # eas device show, where it exists
+                assert b"pending" in shown.stdout
+
+            browser.get(base + "/audit")
+            audit = browser.text("main")
+            for action in ("web.login.failed", "web.login", "abq.device.allowed", "setting.set", "device.wipe"):
+                assert action in audit
+            browser.click("#logout")
+            browser.get(base + "/settings")
+            assert browser.current_url == base + "/login"
+        assert server.process.returncode == 0, server.stderr
+        assert f"eas: admin page at https://127.0.0.1:{admin_port}/\n".encode() in server.stdout
+        assert b"no admin account yet" not in server.stdout
+    finally:
+        browser.quit()
+
+
+
+def _device_record(data: Path, user: str, device_id: str) -> DeviceRecord:
+    from eas.state.sqlite import SQLiteStateStore
+
+    async def read() -> DeviceRecord:
+        store = SQLiteStateStore(data / "state.db")
+        try:
+            device = await store.get_device(user, device_id)
+            assert device is not None
+            return device
+        finally:
+            await store.close()
+
+    return asyncio.run(read())

@@ -119,6 +119,15 @@ class Browser:
     def texts(self, css: str) -> list[str]:
         return [str(self._session("GET", f"/element/{e}/text")) for e in self.find_all(css)]
 
+    def alert_text(self) -> str | None:
+        """The text of an open alert (a script ran), or None."""
+        try:
+            return str(self._session("GET", "/alert/text"))
+        except WebDriverError as e:
+            if e.error == "no such alert":
+                return None
+            raise
+
     def quit(self) -> None:
         try:
             self._session("DELETE", "")
