@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -177,4 +178,43 @@ def test_a_change_reaches_a_running_server(tmp_path: Path) -> None:
         assert status(alice) == "1"
         assert eas("policy", "set", "user", A, "Nonsense=1", data_dir=data).returncode == 2
         assert status(alice) == "1"
+    assert server.process.returncode == 0, server.stderr
+
+
+def test_a_users_change_ends_the_users_waiting_ping(tmp_path: Path) -> None:
+    """The user's held Ping is answered at once (not at its heartbeat), so the device
+    meets the new policy (143) on its next command; a group change leaves Pings be."""
+    data = tmp_path / "data"
+    assert eas("user", "add", A, "--password", "pw", data_dir=data).returncode == 0
+    with serving(data, "--no-tls") as server:
+        async def scenario() -> None:
+            c = Client(HTTPTransport(f"http://127.0.0.1:{server.port}"), A, "pw", device_id="AlicePhone",
+                       version="14.1")
+            await c.provision()
+            r = await c.command("FolderSync", FOLDERSYNC)
+            assert r.node is not None and r.text(FH.Status) == "1"
+            changes = r.node.find(FH.Changes)
+            assert changes is not None
+            inbox = next(a.findtext(FH.ServerId) for a in changes.findall(FH.Add) if a.findtext(FH.Type) == "2")
+
+            def ping() -> asyncio.Future[Any]:
+                return asyncio.ensure_future(c.command(
+                    "Ping", '<Ping xmlns="Ping:"><HeartbeatInterval>300</HeartbeatInterval><Folders><Folder>'
+                            f"<Id>{inbox}</Id><Class>Email</Class></Folder></Folders></Ping>"))
+
+            held = ping()
+            await asyncio.sleep(1.0)
+            done = await asyncio.to_thread(eas, "policy", "set", "group", "staff", "AllowCamera=0", data_dir=data)
+            assert done.returncode == 0
+            await asyncio.sleep(1.0)
+            assert not held.done()  # alice is in no group: nothing reaches her
+            started = time.monotonic()
+            done = await asyncio.to_thread(eas, "policy", "set", "user", A, "AllowCamera=0", data_dir=data)
+            assert done.returncode == 0, done.stderr
+            answer = await asyncio.wait_for(held, 10)
+            assert time.monotonic() - started < 5 and answer.status == 200
+            await asyncio.sleep(1.1)  # the engine's settings cache
+            assert (await c.command("FolderSync", FOLDERSYNC)).text(FH.Status) == "143"
+
+        asyncio.run(scenario())
     assert server.process.returncode == 0, server.stderr
