@@ -244,9 +244,9 @@ def reference(mode: str, entries: list[tuple[str, str, str]], rule_list: list[tu
     mine = [r for r in rule_list if r[5] in ("", domain)]
     strict_ish = mode in ("interactive", "strict")
     for action in ("block", "quarantine", "allow"):
-        if action == "allow" and strict_ish and fresh:
-            if any(r[2] in ("model", "os") and device[r[2]] == "" for r in mine):
-                return "discovery", "rule"
+        pending = any(r[2] in ("model", "os") and device[r[2]] == "" for r in mine)
+        if action == "allow" and strict_ish and fresh and pending:
+            return "discovery", "rule"
         if any(r[1] == action and hit(r[2], r[3], r[4]) for r in mine):
             return STATE_OF[action], "rule"
     if strict_ish:

@@ -226,6 +226,8 @@ def notify_interval(args: argparse.Namespace) -> int:
                 print(f"notifier.interval {value}" + (" (notices off)" if not value else " minutes"))
         except KeyError:
             raise UsageError("this server has no notifier (no setting notifier.interval)") from None
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"notifier.interval: {e}") from None
         return 0
 
     return _run(args, work)
