@@ -85,7 +85,9 @@ def _uint(name: str, tag: int, section: str, low: int = 0, high: int = UINT32_MA
 
 # MS-ASPROV 2.2.2.x, in the order of the EASProvisionDoc schema sequence (MS-ASPROV 6.1),
 # which is not quite token order (PasswordRecoveryEnabled comes before
-# RequireStorageCardEncryption). The versions of each element are those of its tag.
+# RequireStorageCardEncryption). The versions of each element are those of its tag; they
+# agree with the "Protocol Versions" table of each element's section (11 elements from
+# 12.0, the other 31 from 12.1, none in 2.5), which tests/test_policies.py holds as a table.
 ELEMENTS: tuple[PolicyElement, ...] = (
     _bool("DevicePasswordEnabled", P.DevicePasswordEnabled, "2.2.2.25"),
     _bool("AlphanumericDevicePasswordRequired", P.AlphanumericDevicePasswordRequired, "2.2.2.20"),

@@ -36,13 +36,13 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eas import policy
 from eas.access import PolicyDecision, register
-from eas.access.mobile import _member_of, check_member, check_name, list_groups
+from eas.access.mobile import GroupsHook, _member_of, check_member, check_name, list_groups
 from eas.protocol import status as st
 from eas.protocol.errors import EASError
 from eas.state.model import AuditEvent
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
     from eas.state.store import StateStore
 
 log = logging.getLogger("eas.access.policies")
-
-Groups = Callable[[str], "list[str] | Awaitable[list[str]]"]
 
 CACHE_SECONDS = 1.0
 PREFIX = "policy."
@@ -174,7 +172,7 @@ class PolicyEngine:
     ``groups(account)`` names the account's groups (sync or async); without it, the
     members listed in ``mobile.groups`` decide."""
 
-    def __init__(self, store: StateStore, groups: Groups | None = None, *,
+    def __init__(self, store: StateStore, groups: GroupsHook | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.groups = groups
