@@ -218,3 +218,27 @@ def test_a_users_change_ends_the_users_waiting_ping(tmp_path: Path) -> None:
 
         asyncio.run(scenario())
     assert server.process.returncode == 0, server.stderr
+
+
+def test_an_invalid_stored_level_is_reported_and_can_be_cleared(tmp_path: Path) -> None:
+    """A level written past the checks: ``show`` says what is wrong (exit 1), ``set`` on
+    it is refused, ``clear`` removes it."""
+    data = tmp_path / "data"
+    assert eas("policy", "set", "global", "AllowCamera=0", data_dir=data).returncode == 0
+
+    async def corrupt() -> None:
+        store = SQLiteStateStore(data / "state.db")
+        try:
+            await store.set_setting("policy.user:" + A, {"AllowCamera": "maybe"})
+        finally:
+            await store.close()
+
+    asyncio.run(corrupt())
+    shown = eas("policy", "show", A, data_dir=data)
+    assert shown.returncode == 1 and b"policy.user:alice@example.com" in shown.stderr
+    assert eas("policy", "show", B, data_dir=data).returncode == 0  # other accounts are fine
+    refused = eas("policy", "set", "user", A, "AllowWiFi=0", data_dir=data)
+    assert refused.returncode == 2 and b"AllowCamera must be a boolean" in refused.stderr
+    assert eas("policy", "clear", "user", A, data_dir=data).returncode == 0
+    shown = eas("policy", "show", A, data_dir=data)
+    assert shown.returncode == 0 and b"  AllowCamera = 0  (global)" in shown.stdout

@@ -107,7 +107,7 @@ def clear_policy(args: argparse.Namespace) -> int:
 
     async def work(store: StateStore) -> int:
         left = await clear_values(store, level, name, keys, actor="cli")
-        print(f"{label(setting_name(level, name))}: {_describe(left) if left else 'nothing set'}")
+        print(f"{label(setting_name(level, name))}: {_describe(left)}")
         return 0
 
     code = _with_state(args, _checked(work))
@@ -177,9 +177,9 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _describe(level: dict[str, Any]) -> str:
-    return " ".join(f"{k}={json.dumps(v) if not isinstance(v, int) or isinstance(v, bool) else v}"
-                    for k, v in level.items()) or "nothing set"
+def _describe(level: dict[str, Any] | None) -> str:
+    """A level as its ``KEY=VALUE`` pairs, values as JSON."""
+    return " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (level or {}).items()) or "nothing set"
 
 
 def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:
