@@ -325,7 +325,7 @@ def test_suspend_and_resume_in_process(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_remove_while_a_ping_waits_is_not_undone(tmp_path: Path) -> None:
+def test_remove_or_reset_while_a_ping_waits_is_not_undone(tmp_path: Path) -> None:
     async def scenario() -> None:
         app, _ = make_app(tmp_path, config=Config(min_heartbeat=1, max_heartbeat=30))
         c, inbox = await synced_device(app)
@@ -335,6 +335,16 @@ def test_remove_while_a_ping_waits_is_not_undone(tmp_path: Path) -> None:
         await asyncio.wait_for(ping, 5)
         assert await app.store.get_device(ALICE, c.device_id) is None
         assert await app.store.load(ALICE, c.device_id, "hierarchy") is None
+        # A reset while a Ping waits: the Ping's commit writes none of the state back.
+        c2, inbox2 = await synced_device(app, device_id="ResetPhone")
+        ping = asyncio.create_task(c2.command("Ping", ping_xml(30, inbox2)))
+        await asyncio.wait_for(waiting(app, c2.device_id), 5)
+        assert await devices.reset(app.store, ALICE, c2.device_id, actor="test", wake=app.end_user_waits)
+        await asyncio.wait_for(ping, 5)
+        for key in ("hierarchy", "cache", "collection:" + inbox2):
+            assert await app.store.load(ALICE, c2.device_id, key) is None, key
+        assert (await c2.command("FolderSync", '<FolderSync xmlns="FolderHierarchy:"><SyncKey>1</SyncKey>'
+                                               "</FolderSync>")).text(FH.Status) == "9"  # start over
         await app.store.close()
 
     run(scenario())
