@@ -104,8 +104,24 @@ class Browser:
     def find_all(self, css: str) -> list[str]:
         return [str(v[ELEMENT]) for v in self._session("POST", "/elements", {"using": "css selector", "value": css})]
 
-    def click(self, css: str) -> None:
+    def click(self, css: str, *, navigates: bool = True, timeout: float = 10) -> None:
+        """Click the element; when the click ``navigates`` (a link, a form's button),
+        return once the next page has replaced this one (a new document element), so
+        that what follows never reads the old page."""
+        before = self.find("html")
         self._session("POST", f"/element/{self.find(css)}/click")
+        deadline = time.monotonic() + timeout
+        while navigates:
+            try:
+                if self.find("html") != before and self._session("POST", "/execute/sync", {
+                        "script": "return document.readyState", "args": []}) == "complete":
+                    return
+            except WebDriverError as e:
+                if e.error not in ("no such element", "stale element reference"):
+                    raise
+            if time.monotonic() > deadline:
+                raise WebDriverError("timeout", f"no new page after clicking {css}")
+            time.sleep(0.05)
 
     def type(self, css: str, text: str, *, clear: bool = True) -> None:
         element = self.find(css)
