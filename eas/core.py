@@ -239,18 +239,23 @@ class ActiveSync:
         return response
 
     async def _record_decision(self, device: DeviceRecord, decision: AccessDecision) -> None:
-        """Keep the decision on the device record; a new one is audited, and a change
-        between allowed and not resets the device's sync state (before it is loaded),
-        so that the device re-syncs to the mailbox it may now see."""
+        """Keep the decision on the device record. A new state, or a new reason for
+        holding a device back, is audited (not a new device's first "allowed": a
+        permissive server would log every device); a change between allowed and not
+        resets the device's sync state (before it is loaded), so that the device
+        re-syncs to the mailbox it may now see."""
         if (device.access, device.access_reason) == (decision.access, decision.reason):
             return
+        new_state = device.access != decision.access
         if (device.access == "allowed") != (decision.access == "allowed"):
             await self.store.reset_device(device.user, device.device_id)
         device.access, device.access_reason = decision.access, decision.reason
         device.access_time = time.time()
-        await self.store.record_event(AuditEvent(f"access.{decision.access}", actor="abq", user=device.user,
-                                                 device_id=device.device_id,
-                                                 detail="; ".join(filter(None, (decision.reason, decision.detail)))))
+        if new_state or decision.access != "allowed":
+            await self.store.record_event(AuditEvent(f"access.{decision.access}", actor="abq", user=device.user,
+                                                     device_id=device.device_id,
+                                                     detail="; ".join(filter(None, (decision.reason,
+                                                                                    decision.detail)))))
 
     async def _authenticate(self, http: HTTPRequest) -> tuple[str, str]:
         """``(login, account)`` from the Basic credentials, or 401."""
