@@ -133,3 +133,21 @@ def test_names_under_a_pattern(tmp_path: Path) -> None:
     assert eas("config", "clear", name, data_dir=data).returncode == 0
     assert stored(data)[0] == {}
     assert eas("config", "set", "mobile.userx", "true", data_dir=data).returncode == 2
+
+
+def test_a_secret_setting_is_never_shown(tmp_path: Path) -> None:
+    """The SMTP password is stored and used, but eas config get/set/list print only
+    that it is set, and the audit trail does not carry it."""
+    data = tmp_path / "data"
+    name = "notifier.smtp_password"
+    r = eas("config", "set", name, "hunter2-secret", data_dir=data)
+    assert r.returncode == 0, r.stderr
+    assert b"hunter2" not in r.stdout and b'"(set)"' in r.stdout
+    get = eas("config", "get", name, data_dir=data)
+    assert get.stdout == b'"(set)"\n'
+    assert b"hunter2" not in eas("config", "list", data_dir=data).stdout
+    settings, events = stored(data)
+    assert settings[name] == "hunter2-secret"
+    assert [e.detail for e in events if e.action == "setting.set"] == [f"{name}=(secret)"]
+    assert eas("config", "clear", name, data_dir=data).returncode == 0
+    assert eas("config", "get", name, data_dir=data).stdout == b'""\n'

@@ -104,13 +104,14 @@ class Setting:
     check: Callable[[Any], Any]
     default: Any
     help: str
+    secret: bool = False  # a credential: shown as "(set)" by eas config, not written to the audit trail
 
 
 SETTINGS: dict[str, Setting] = {}
 
 
-def register(name: str, check: Callable[[Any], Any], default: Any, help: str) -> None:
-    SETTINGS[name] = Setting(name, check, default, help)
+def register(name: str, check: Callable[[Any], Any], default: Any, help: str, *, secret: bool = False) -> None:
+    SETTINGS[name] = Setting(name, check, default, help, secret)
 
 
 def lookup(name: str) -> Setting:
@@ -159,6 +160,6 @@ async def change_setting(store: StateStore, name: str, value: Any, *, actor: str
         return setting.default
     value = setting.check(value)
     await store.set_setting(name, value)
-    await store.record_event(AuditEvent("setting.set", actor=actor,
-                                        detail=f"{name}={json.dumps(value, ensure_ascii=False)}"))
+    shown = "(secret)" if setting.secret else json.dumps(value, ensure_ascii=False)
+    await store.record_event(AuditEvent("setting.set", actor=actor, detail=f"{name}={shown}"))
     return value

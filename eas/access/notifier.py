@@ -147,7 +147,8 @@ register("notifier.smtp_host", _host, "localhost", "the SMTP server the notifier
 register("notifier.smtp_port", _port, 25, "its port (25 plain, 587 with starttls, 465 with tls)")
 register("notifier.smtp_tls", _tls, "none", "none, starttls or tls (certificates checked against the system's CAs)")
 register("notifier.smtp_user", _credential, "", "login at the SMTP server (empty: no login)")
-register("notifier.smtp_password", _credential, "", "its password, kept in clear in the state store")
+register("notifier.smtp_password", _credential, "", "its password, kept in clear in the state store",
+         secret=True)
 
 
 async def mail_settings(store: StateStore) -> dict[str, Any]:

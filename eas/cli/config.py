@@ -51,17 +51,20 @@ def _setting(name: str) -> Setting:
         raise UsageError(f"unknown setting {name!r} (eas config list shows the known ones)") from None
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, setting: Setting | None = None) -> str:
+    """A value as JSON; a secret one (a password) only says whether it is set."""
+    if setting is not None and setting.secret:
+        return '"(set)"' if value else '""'
     return json.dumps(value, ensure_ascii=False)
 
 
 def config_get(args: argparse.Namespace) -> int:
     from eas.access import get_setting
 
-    _setting(args.name)
+    setting = _setting(args.name)
 
     async def work(store: StateStore) -> int:
-        print(_show(await get_setting(store, args.name)))
+        print(_show(await get_setting(store, args.name), setting))
         return 0
 
     return _with_state(args, work)
@@ -70,7 +73,7 @@ def config_get(args: argparse.Namespace) -> int:
 def config_set(args: argparse.Namespace) -> int:
     from eas.access import change_setting
 
-    _setting(args.name)
+    setting = _setting(args.name)
     try:
         raw = json.loads(args.value)
     except ValueError:
@@ -83,7 +86,7 @@ def config_set(args: argparse.Namespace) -> int:
             value = await change_setting(store, args.name, raw, actor="cli")
         except (ValueError, TypeError) as e:
             raise UsageError(f"invalid value for {args.name}: {e}") from None
-        print(f"{args.name} = {_show(value)}")
+        print(f"{args.name} = {_show(value, setting)}")
         return 0
 
     return _with_state(args, work)
@@ -114,9 +117,9 @@ def config_list(args: argparse.Namespace) -> int:
             if name.endswith("*"):  # a pattern: the names stored under it
                 print(f"{name}")
                 for stored in sorted(n for n in values if n.startswith(name[:-1]) and n not in known):
-                    print(f"  {stored} = {_show(values[stored])}")
+                    print(f"  {stored} = {_show(values[stored], setting)}")
             elif name in values:
-                print(f"{name} = {_show(values[name])}")
+                print(f"{name} = {_show(values[name], setting)}")
             else:
                 print(f"{name} = {_show(setting.default)} (default)")
             print(f"    {setting.help}")
