@@ -602,10 +602,11 @@ class AdminApp:
 
     def _setting_row(self, request: Request, name: str, value: Any, default: Any, stored: bool,
                      help: str = "") -> str:
-        shown = _json(value) if stored else "(default)"
+        secret = _secret(name)
+        shown = ("(set)" if secret else _json(value)) if stored else "(default)"
         return (f"<tr class='setting'><td><code>{_e(name)}</code></td><td id='value-{_e(name)}'>"
                 f"<code>{_e(shown)}</code></td><td><code>{_e(_json(default))}</code></td>"
-                f"<td>{self._setting_form(request, name, _json(value if stored else default))}"
+                f"<td>{self._setting_form(request, name, '' if secret else _json(value if stored else default))}"
                 f"<div class='help'>{_e(help)}</div></td></tr>")
 
     def _setting_form(self, request: Request, name: str, value: str, *, new_under: str = "") -> str:
@@ -616,7 +617,8 @@ class AdminApp:
             name_field = f"<input type='hidden' name='name' value='{_e(name)}'>"
             clear = f" <button type='submit' name='op' value='clear' id='clear-{_e(name)}'>Clear</button>"
         return (f"<form class='inline' method='post' action='/settings'>{self._csrf(request)}{name_field}"
-                f"<input name='value' value='{_e(value)}' size='30' id='input-{_e(name or new_under)}'> "
+                f"<input name='value' value='{_e(value)}' size='30' id='input-{_e(name or new_under)}'"
+                f"{' type=password autocomplete=off' if _secret(name) else ''}> "
                 f"<button type='submit' name='op' value='set' id='set-{_e(name or new_under)}'>Set</button>"
                 f"{clear}</form>")
 
@@ -640,7 +642,8 @@ class AdminApp:
             return self._done(request, f"unknown setting {name!r}", error=True, to="/settings")
         except (ValueError, TypeError) as e:
             return self._done(request, f"invalid value for {name}: {e}", error=True, to="/settings")
-        return self._done(request, f"{name} cleared" if clear else f"{name} = {_json(stored)}", to="/settings")
+        shown = "(set)" if _secret(name) else _json(stored)
+        return self._done(request, f"{name} cleared" if clear else f"{name} = {shown}", to="/settings")
 
     async def audit(self, request: Request) -> Response:
         events = await self.store.events(limit=AUDIT_LIMIT)
@@ -680,9 +683,20 @@ def _device_cells(d: DeviceRecord, *, link: bool = True) -> str:
 
 def _events_table(events: Iterable[AuditEvent]) -> str:
     rows = [f"<tr class='event'><td>{_e(_when(ev.time))}</td><td>{_e(ev.action)}</td><td>{_e(ev.actor)}</td>"
-            f"<td>{_e(ev.user)}</td><td><code>{_e(ev.device_id)}</code></td><td>{_e(ev.detail)}</td></tr>"
+            f"<td>{_e(ev.user)}</td><td><code>{_e(ev.device_id)}</code></td><td>{_e(_detail(ev))}</td></tr>"
             for ev in events]
     return _table(["Time", "Action", "Actor", "Account", "Device", "Detail"], rows)
+
+
+def _secret(name: str) -> bool:
+    """A setting whose value the page never shows (``notifier.smtp_password``)."""
+    return name.endswith("password")
+
+
+def _detail(event: AuditEvent) -> str:
+    """An event's detail, a secret setting's value masked (``setting.set`` records it)."""
+    name, sep, _ = event.detail.partition("=")
+    return f"{name}=(set)" if event.action == "setting.set" and sep and _secret(name) else event.detail
 
 
 def _message(e: BaseException) -> str:

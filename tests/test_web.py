@@ -284,6 +284,12 @@ def test_settings_form_bad_input_stores_nothing(tmp_path: Path) -> None:
         assert "<code>mobile.user:bob@example.com</code>" in v.page
         assert await store.get_setting("jail.max_requests") == 30
         assert await store.get_setting("mobile.user:bob@example.com") is False
+        # A password setting is never shown back: not in the form, the flash or the audit page.
+        await v.post("/settings", {"name": "notifier.smtp_password", "value": "hunter2-secret", "op": "set"})
+        assert await store.get_setting("notifier.smtp_password") == "hunter2-secret"
+        for path in ("/settings", "/audit"):
+            _, _, page = await v.request("GET", path)
+            assert "hunter2" not in page and "notifier.smtp_password" in page, path
         await v.post("/settings", {"name": "jail.max_requests", "value": "", "op": "clear"})
         assert await store.get_setting("jail.max_requests") is None
         status, _, page = await v.request("GET", "/audit")
@@ -385,6 +391,11 @@ def test_allow_and_block_buttons_set_abq_entries(tmp_path: Path) -> None:
         await v.request("GET", "/")
         await v.post("/device/access", {"user": "bob@example.com", "device_id": "PHONE2", "state": "blocked"})
         await v.request("GET", "/")
+        for back in ("//evil.example/", "https://evil.example/", "/\\evil.example"):  # no open redirect
+            _, headers, _ = await v.post("/device/access", {"user": "bob@example.com", "device_id": "PHONE2",
+                                                            "state": "blocked", "back": back})
+            assert headers["location"] == ["/"], back
+            await v.request("GET", "/")
         await v.post("/device/access", {"user": "bob@example.com", "device_id": "PHONE2", "state": "wiped"})
         await v.request("GET", "/")
         assert "not a device state" in v.page
