@@ -709,7 +709,8 @@ def _redirect(to: str, headers: list[tuple[str, str]] | None = None) -> Response
 
 def _local(path: str) -> str:
     """A path on this site to go back to (never another site's URL)."""
-    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+    safe = path.isascii() and path.isprintable() and " " not in path and "\\" not in path
+    return path if safe and path.startswith("/") and not path.startswith("//") else "/"
 
 
 def _fields(raw: bytes) -> dict[str, str]:

@@ -391,7 +391,8 @@ def test_allow_and_block_buttons_set_abq_entries(tmp_path: Path) -> None:
         await v.request("GET", "/")
         await v.post("/device/access", {"user": "bob@example.com", "device_id": "PHONE2", "state": "blocked"})
         await v.request("GET", "/")
-        for back in ("//evil.example/", "https://evil.example/", "/\\evil.example"):  # no open redirect
+        for back in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/\r\nSet-Cookie: x=1",
+                     "/\u00e9"):  # no open redirect, nothing that is not a plain path
             _, headers, _ = await v.post("/device/access", {"user": "bob@example.com", "device_id": "PHONE2",
                                                             "state": "blocked", "back": back})
             assert headers["location"] == ["/"], back
