@@ -614,3 +614,33 @@ def test_registered_settings() -> None:
     names = set(known_settings())
     assert {"abq.mode", "abq.devices", "abq.rules", "abq.auto_allow", "abq.max_devices",
             "abq.approved_apps"} <= names
+
+
+def test_discovery_through_the_core(tmp_path: Path) -> None:
+    """Interactive with a rule on the model: a device that has not told its model is in
+    discovery (kept out of the real mailbox); once Provision's DeviceInformation gives
+    the model the rule allows it, and the change is audited."""
+    now = [0.0]
+
+    async def scenario() -> None:
+        app, _ = make_app(tmp_path)
+        app.abq = app.access = ABQ(app.store, clock=lambda: now[0])  # type: ignore[method-assign]
+        store = app.store
+        await set_mode(store, "interactive", actor="test")
+        await add_rule(store, "allow", "model", "TestModel", actor="test")
+        c = client(app, device_id="Fresh", version="14.1")
+        await c.command("FolderSync", FOLDERSYNC)
+        record = await store.get_device(A, "Fresh")
+        assert record is not None and (record.access, record.access_reason) == ("discovery", "rule")
+        await c.provision()  # sends DeviceInformation: Model TestModel
+        r = await c.command("FolderSync", FOLDERSYNC)
+        assert r.text(FH.Status) == "1" and r.xml.count("<Add>") > 1, r.xml
+        record = await store.get_device(A, "Fresh")
+        assert record is not None and (record.model, record.access, record.access_reason) == (
+            "TestModel", "allowed", "rule")
+        events = [(e.action, e.detail) for e in reversed(await store.events(device_id="Fresh", limit=100))]
+        assert events == [("access.discovery", "rule; waiting for the device's model"),
+                          ("access.allowed", "rule; rule 1: allow model = TestModel")]
+        await store.close()
+
+    asyncio.run(scenario())
