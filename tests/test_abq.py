@@ -644,3 +644,23 @@ def test_discovery_through_the_core(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(scenario())
+
+
+def test_rules_survive_garbage_written_around_the_api() -> None:
+    """A rule list edited by hand with a bad entry: the engine skips it, and the admin
+    API keeps working on the valid rules (the bad one is dropped at the next change)."""
+
+    async def scenario() -> None:
+        store = MemoryStateStore()
+        await store.set_setting("abq.rules", [{"id": 4, "action": "block", "field": "os", "value": "x"}, "junk",
+                                              {"id": 9, "action": "nuke", "field": "os", "value": "y"}])
+        added = await add_rule(store, "allow", "model", "m", actor="admin")
+        assert added.id == 5
+        assert [r.id for r in await rules(store)] == [4, 5]
+        assert await delete_rule(store, 4, actor="admin")
+        assert await store.get_setting("abq.rules") == [
+            {"field": "model", "value": "m", "regex": False, "id": 5, "action": "allow", "domain": ""}]
+        details = [e.detail for e in reversed(await store.events(limit=10))]
+        assert details == ["rule 5: allow model = m", "rule 4: block os = x"]
+
+    asyncio.run(scenario())

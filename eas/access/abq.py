@@ -70,7 +70,6 @@ drops it) and lists an account's devices only when a device-count helper is set.
 from __future__ import annotations
 
 import inspect
-import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -444,11 +443,6 @@ class ABQ:
 
 # -- the admin API (eas abq, the admin web page) --------------------------------------------------
 
-async def _stored(store: StateStore, name: str) -> list[dict[str, Any]]:
-    raw = await store.get_setting(name)
-    return [dict(item) for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
-
-
 async def device_entries(store: StateStore) -> list[DeviceEntry]:
     """The device list, personal entries included, in the order they were made."""
     return _loaded(await store.get_setting("abq.devices"), check_entry)
@@ -521,24 +515,22 @@ async def rules(store: StateStore) -> list[Rule]:
 async def add_rule(store: StateStore, action: str, field: str, value: str, *, regex: bool = False,
                    domain: str = "", actor: str) -> Rule:
     """A new rule with the next free id (``ValueError``/``TypeError``: nothing stored)."""
-    stored = await _stored(store, "abq.rules")
-    ids = [r["id"] for r in stored if isinstance(r.get("id"), int)]
-    rule = check_rule({"id": max(ids, default=0) + 1, "action": action, "field": field, "value": value,
-                       "regex": regex, "domain": domain})
-    await store.set_setting("abq.rules", check_rules([*stored, asdict(rule)]))
+    existing = await rules(store)
+    rule = check_rule({"id": max((r.id for r in existing), default=0) + 1, "action": action, "field": field,
+                       "value": value, "regex": regex, "domain": domain})
+    await store.set_setting("abq.rules", check_rules([asdict(r) for r in (*existing, rule)]))
     await store.record_event(AuditEvent("abq.rule.add", actor=actor, detail=rule.describe()))
     return rule
 
 
 async def delete_rule(store: StateStore, rule_id: int, *, actor: str) -> bool:
     """Remove rule ``rule_id``; False when there is none."""
-    stored = await _stored(store, "abq.rules")
-    kept = [r for r in stored if r.get("id") != rule_id]
-    if len(kept) == len(stored):
+    existing = await rules(store)
+    removed = [r for r in existing if r.id == rule_id]
+    if not removed:
         return False
-    await store.set_setting("abq.rules", kept or None)
-    removed = next(r for r in stored if r.get("id") == rule_id)
-    await store.record_event(AuditEvent("abq.rule.delete", actor=actor, detail=json.dumps(removed, sort_keys=True)))
+    await store.set_setting("abq.rules", [asdict(r) for r in existing if r.id != rule_id] or None)
+    await store.record_event(AuditEvent("abq.rule.delete", actor=actor, detail=removed[0].describe()))
     return True
 
 
