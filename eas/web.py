@@ -14,7 +14,8 @@ double-submitted one) and a foreign Origin is refused; failed logins are slowed 
 ``MAX_FAILURES`` per client address in ``FAILURE_WINDOW_SECONDS``, refused outright.
 Every value shown is escaped (device ids and user agents come from devices, that is from
 anyone); the pages carry no script, and the Content-Security-Policy allows none. Every
-change is audited with actor ``web:<admin>``.
+change is audited with actor ``web:<admin>``. Sessions and the failed-login counts live in
+the server process: a restart logs every admin out.
 """
 
 from __future__ import annotations
