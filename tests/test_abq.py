@@ -73,15 +73,14 @@ DEFAULT_OF = {"permissive": "allowed", "interactive": "quarantined", "strict": "
 
 def expected(mode: str, entry: tuple[str, str] | None, action: str | None, matching: bool) -> tuple[str, str]:
     """The documented order, written out for these cases: disabled allows; an entry
-    (personal or device list) decides; then a matching rule; then the mode's default
-    (permissive's without a reason)."""
+    (personal or device list) decides; then a matching rule; then the mode's default."""
     if mode == "disabled":
         return "allowed", ""
     if entry is not None:
         return entry[1], "individual"
     if action is not None and matching:
         return STATE_OF[action], "rule"
-    return DEFAULT_OF[mode], "" if mode == "permissive" else "global"
+    return DEFAULT_OF[mode], "global"
 
 
 CASES = list(itertools.product(MODES, ENTRIES, RULE_ACTIONS, (True, False)))
@@ -116,7 +115,7 @@ def rule(action: str, field: str, value: str, *, regex: bool = False, domain: st
 
 HELPER_ROWS: list[tuple[str, ABQSettings, DeviceRecord, dict[str, Any], tuple[str, str], str]] = [
     # device limit: blocked beyond it, before rules and after individual entries
-    ("limit: within", ABQSettings.of(max_devices=2), phone(), {"rank": 1}, ("allowed", ""), "mode permissive"),
+    ("limit: within", ABQSettings.of(max_devices=2), phone(), {"rank": 1}, ("allowed", "global"), "mode permissive"),
     ("limit: beyond", ABQSettings.of(max_devices=2), phone(), {"rank": 2}, ("blocked", "device limit"),
      "more than 2 devices"),
     ("limit beats an allow rule", ABQSettings.of(max_devices=1, rules=[rule("allow", "device_type", "iphone")]),
@@ -129,7 +128,7 @@ HELPER_ROWS: list[tuple[str, ABQSettings, DeviceRecord, dict[str, Any], tuple[st
      ("allowed", "auto-approved"), "among the first 2 devices"),
     ("auto-allow: third", ABQSettings.of(mode="strict", auto_allow=2), phone(), {"rank": 2}, ("blocked", "global"), ""),
     ("auto-allow: permissive says global", ABQSettings.of(auto_allow=2), phone(), {"rank": 0},
-     ("allowed", ""), ""),
+     ("allowed", "global"), ""),
     ("auto-allow after a quarantine rule",
      ABQSettings.of(mode="interactive", auto_allow=3, rules=[rule("quarantine", "os", "ios 17.1")]), phone(),
      {"rank": 0}, ("quarantined", "rule"), "rule 1: quarantine os = ios 17.1"),
@@ -156,7 +155,7 @@ HELPER_ROWS: list[tuple[str, ABQSettings, DeviceRecord, dict[str, Any], tuple[st
     ("discovery over", ABQSettings.of(mode="interactive", rules=[rule("allow", "model", "iphone15,2")]),
      phone(model="", age=DISCOVERY_SECONDS + 1), {}, ("quarantined", "global"), ""),
     ("no discovery when permissive", ABQSettings.of(rules=[rule("block", "model", "x")]), phone(model="", age=10), {},
-     ("allowed", ""), ""),
+     ("allowed", "global"), ""),
     ("no discovery once told", ABQSettings.of(mode="strict", rules=[rule("allow", "model", "iphone15,2")]),
      phone(age=10), {}, ("allowed", "rule"), "rule 1: allow model = iphone15,2"),
     ("a block rule beats discovery",
@@ -175,27 +174,27 @@ HELPER_ROWS: list[tuple[str, ABQSettings, DeviceRecord, dict[str, Any], tuple[st
                            rule("block", "os", "ios 17.1", id=2)]),
      phone(), {}, ("blocked", "rule"), "rule 2: block os = ios 17.1"),
     ("other domain's rule ignored", ABQSettings.of(rules=[rule("block", "device_type", "iphone", domain="example.org")]),
-     phone(), {}, ("allowed", ""), ""),
+     phone(), {}, ("allowed", "global"), ""),
     # exact vs regex, case
     ("exact is case-insensitive", ABQSettings.of(rules=[rule("block", "device_type", "IPHONE")]), phone(), {},
      ("blocked", "rule"), ""),
     ("exact is whole", ABQSettings.of(rules=[rule("block", "device_type", "iphon")]), phone(), {},
-     ("allowed", ""), ""),
+     ("allowed", "global"), ""),
     ("regex is searched", ABQSettings.of(rules=[rule("block", "user_agent", "iphone15", regex=True)]), phone(), {},
      ("blocked", "rule"), "rule 1: block user_agent ~ iphone15"),
     ("regex is case-insensitive", ABQSettings.of(rules=[rule("quarantine", "os", "^IOS 1[0-9]", regex=True)]),
      phone(), {}, ("quarantined", "rule"), ""),
     ("regex anchored", ABQSettings.of(rules=[rule("block", "os", "^17", regex=True)]), phone(), {},
-     ("allowed", ""), ""),
+     ("allowed", "global"), ""),
     ("regex metacharacters in an exact value",
-     ABQSettings.of(rules=[rule("block", "model", "iPhone.*")]), phone(), {}, ("allowed", ""), ""),
+     ABQSettings.of(rules=[rule("block", "model", "iPhone.*")]), phone(), {}, ("allowed", "global"), ""),
     ("an empty field matches no rule", ABQSettings.of(rules=[rule("block", "user_agent", ".*", regex=True)]),
-     phone(user_agent=""), {}, ("allowed", ""), ""),
+     phone(user_agent=""), {}, ("allowed", "global"), ""),
     ("device id case-insensitive", ABQSettings.of(entries=[DeviceEntry("APPLDEV1", "", "blocked")]), phone(), {},
      ("blocked", "individual"), "device list"),
     ("personal entry of another account", ABQSettings.of(entries=[DeviceEntry("ApplDEV1", "bob@example.com",
                                                                              "blocked")]),
-     phone(), {}, ("allowed", ""), ""),
+     phone(), {}, ("allowed", "global"), ""),
     ("personal over device list", ABQSettings.of(entries=[DeviceEntry("ApplDEV1", "", "blocked"),
                                                           DeviceEntry("ApplDEV1", A, "allowed")]),
      phone(), {}, ("allowed", "individual"), f"personal entry for {A}"),
@@ -257,7 +256,7 @@ def reference(mode: str, entries: list[tuple[str, str, str]], rule_list: list[tu
             return "allowed", "auto-approved"
         if mdm:
             return "allowed", "auto-approved"
-    return DEFAULT_OF[mode], "" if mode == "permissive" else "global"
+    return DEFAULT_OF[mode], "global"
 
 
 @settings(max_examples=300, deadline=None)
@@ -348,7 +347,7 @@ def test_engine_cache_service_switch_and_hooks() -> None:
         calls.clear()
         await set_mode(store, "permissive", actor="test")
         engine.forget()
-        assert outcome(await engine(None, A, phone(model="Pixel"))) == ("allowed", "")
+        assert outcome(await engine(None, A, phone(model="Pixel"))) == ("allowed", "global")
         assert calls == []  # not consulted when the default allows
         await add_rule(store, "block", "model", "pixel", actor="test")
         engine.forget()
@@ -395,7 +394,7 @@ def test_garbage_settings_never_fail_a_request() -> None:
         await store.set_setting("abq.rules", [{"id": 1, "action": "block", "field": "model", "value": "(a+)+$",
                                                "regex": True}])
         await store.set_setting("abq.devices", None)
-        assert outcome(await ABQ(store)(None, A, phone(model="a" * 5000 + "!"))) == ("allowed", "")
+        assert outcome(await ABQ(store)(None, A, phone(model="a" * 5000 + "!"))) == ("allowed", "global")
 
     asyncio.run(scenario())
 
@@ -550,7 +549,7 @@ def test_through_the_core(tmp_path: Path) -> None:
         r = await old.command("FolderSync", FOLDERSYNC)
         assert r.text(FH.Status) == "1"
         record = await store.get_device(A, "OldPhone")
-        assert record is not None and (record.access, record.access_reason) == ("allowed", "")
+        assert record is not None and (record.access, record.access_reason) == ("allowed", "global")
         assert await set_mode(store, "strict", actor="test") == 1
         now[0] += CACHE_SECONDS
         r = await old.command("FolderSync", FOLDERSYNC)

@@ -27,9 +27,8 @@ Evaluation order, first row that applies wins (``evaluate``)::
         devices (by first seen)                                      allowed      auto-approved
     11  Interactive/Strict: an MDM hook says yes (mdm_enrolled,
         then mdm_profile)                                            allowed      auto-approved
-    12  the mode's default: interactive quarantined, strict
-        blocked                                                      (default)    global
-    13  the mode's default: permissive                               allowed      ""
+    12  the mode's default: permissive allowed, interactive
+        quarantined, strict blocked                                  (default)    global
 
 Why this order: an administrator's decision about one device (rows 1-3) beats every
 class of devices; the device limit (4) beats rules, so no rule lets a user past it;
@@ -37,9 +36,7 @@ rules (5-8) go block, quarantine, allow as Exchange's do, and discovery (7) sits
 allow so that a device whose model a block rule may yet match is not let in meanwhile.
 The auto-approval helpers (9-11) only replace a default that would not allow; in
 Permissive they change nothing and are not consulted (the MDM hooks, which may be slow,
-are called only when row 12 would otherwise answer). Permissive's default (13) gives no
-reason: nothing restricts the device, its record keeps the state a new record has, and
-the core (which audits every new decision) writes no event for each new device.
+are called only when row 12 would otherwise answer quarantined or blocked).
 
 Entries (``abq.devices``): keyed by device id and account ("" for every account);
 device ids and accounts compare case-insensitively. Personal entries (with an account)
@@ -383,7 +380,7 @@ def evaluate(settings: ABQSettings, account: str, device: DeviceRecord, *, rank:
             return AccessDecision("allowed", "auto-approved", f"among the first {settings.auto_allow} devices")
         if mdm:
             return AccessDecision("allowed", "auto-approved", mdm)
-    return AccessDecision(DEFAULTS[mode], "" if mode == "permissive" else "global", f"mode {mode}")
+    return AccessDecision(DEFAULTS[mode], "global", f"mode {mode}")
 
 
 def device_rank(device: DeviceRecord, devices: Iterable[DeviceRecord]) -> int:
