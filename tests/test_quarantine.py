@@ -22,7 +22,7 @@ from eas import tags
 from eas.access import AccessDecision, change_setting
 from eas.access import quarantine as q
 from eas.access.quarantine import CACHE_SECONDS, NoticeMailboxes, device_language, fill
-from eas.backend import EmailChange, ItemNotFound, QuotaExceeded, SendFailed, SpecialFolder
+from eas.backend import EmailChange, ItemNotFound, Oof, QuotaExceeded, SendFailed, SpecialFolder
 from eas.core import ActiveSync
 from eas.protocol.http import EASRequest
 from eas.protocol.versions import Version
@@ -670,5 +670,31 @@ def test_with_the_real_abq_engine(tmp_path: Path) -> None:
         assert list(phone.folders) == ["Inbox"]
         _, [(_, _, add)] = await phone.settle(phone.folders["Inbox"][0])
         assert subject_of(add) == q.BUILT_IN["blocked"]["en"][0]
+
+    run(scenario)
+
+
+def test_settings_of_a_restricted_device_reach_the_notice_mailbox_only(tmp_path: Path) -> None:
+    """A quarantined device still tells its DeviceInformation (stored on its record),
+    but its out-of-office Get shows nothing of the real one, its Set is refused, and the
+    real mailbox's out-of-office stays as it was."""
+    async def scenario() -> None:
+        gate = Gate()
+        app, store = await quarantined_app(tmp_path, gate)
+        real = Oof(state=1, internal_message="away from the office", internal_enabled=True)
+        await store.set_oof(ALICE, real)
+        phone = Phone(app, "14.1")
+        await phone.client.provision()
+        await phone.tell_language("Deutsch")
+        device = await app.store.get_device(ALICE, "NoticePhone1")
+        assert device is not None and device.model == "Pixel 9" and device.os_language == "Deutsch"
+        got = await phone.client.command("Settings", '<Settings xmlns="Settings:"><Oof><Get><BodyType>Text'
+                                         "</BodyType></Get></Oof></Settings>")
+        assert got.status == 200 and "away from the office" not in got.xml
+        assert got.text(tags.Settings.Oof, tags.Settings.Get, tags.Settings.OofState) == "0", got.xml
+        put = await phone.client.command("Settings", '<Settings xmlns="Settings:"><Oof><Set><OofState>0'
+                                         "</OofState></Set></Oof></Settings>")
+        assert put.status == 200 and put.text(tags.Settings.Oof, tags.Settings.Status) != "1", put.xml
+        assert await store.get_oof(ALICE) == real
 
     run(scenario)

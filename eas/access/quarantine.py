@@ -3,9 +3,12 @@ the mail (DESIGN.md "One request, end to end", step 4).
 
 A restricted device is answered by the core (``ActiveSync._locked``) from a small
 read-only Backend of its own, ``NoticeMailbox``: one Inbox holding one mail that says
-what happened, in the device's language. Settings and Provision pass as for any device
+what happened, in the device's language. Provision passes as for any device
 (``PASS_COMMANDS``); the commands that read mail run against the notice mailbox
-(``MAILBOX_COMMANDS``); every other command is refused with status 129. The core
+(``MAILBOX_COMMANDS``), Settings among them: the device still tells its
+DeviceInformation (which ends discovery), while out-of-office and user information are
+the notice mailbox's, so a restricted device can neither read nor change the real ones;
+every other command is refused with status 129. The core
 resets the device's sync state when it moves between allowed and not, so the device
 re-syncs to the mailbox it may now see.
 
@@ -89,8 +92,8 @@ if TYPE_CHECKING:
 
 # Commands a restricted device may run as any device does (they read no mail) and those
 # answered from the notice mailbox; every other command is refused with status 129.
-PASS_COMMANDS = frozenset({"Settings", "Provision"})
-MAILBOX_COMMANDS = frozenset({"FolderSync", "Sync", "Ping", "GetItemEstimate", "ItemOperations"})
+PASS_COMMANDS = frozenset({"Provision"})
+MAILBOX_COMMANDS = frozenset({"FolderSync", "Sync", "Ping", "GetItemEstimate", "ItemOperations", "Settings"})
 
 CACHE_SECONDS = 1.0
 PREFIX = "abq.message:"
