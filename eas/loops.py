@@ -106,8 +106,9 @@ def sent(state: CollectionState, request_key: int, items: list[str], more: bool)
 
 
 def skip(state: CollectionState, device: DeviceRecord, kind: str, item: str, stamp: str, server_id: str,
-         item_class: str) -> None:
-    """Stop sending ``item``: it is as if sent (snapshot), and recorded for the admin."""
+         item_class: str, reason: str = "the device repeated its SyncKey while this item was sent alone") -> None:
+    """Stop sending ``item``: it is as if sent (snapshot), and recorded for the admin
+    (``eas device skipped``) with ``reason``. It goes out again when it changes."""
     if kind in ("Delete", "SoftDelete"):
         state.snapshot.pop(item, None)
     else:
@@ -117,7 +118,7 @@ def skip(state: CollectionState, device: DeviceRecord, kind: str, item: str, sta
     forget(device, state.collection_id, item)
     device.skipped_items.append({
         "collection_id": state.collection_id, "server_id": server_id, "item_id": item, "class": item_class,
-        "kind": kind, "time": time.time(), "reason": "the device repeated its SyncKey while this item was sent alone",
+        "kind": kind, "time": time.time(), "reason": reason,
     })
     del device.skipped_items[:-MAX_RECORDS]
 

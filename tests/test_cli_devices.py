@@ -182,7 +182,7 @@ def test_simulate_from_the_command_line(tmp_path: Path) -> None:
         conn.execute("UPDATE items SET data = 'BEGIN:VCALENDAR' WHERE id = ?", (int(event),))
     broken = eas("device", "simulate", ALICE, data_dir=data)
     assert broken.returncode == 1
-    assert f"Calendar: item {event} item: ".encode() in broken.stdout
+    assert f"Calendar: item {event} skipped: the backend could not read it".encode() in broken.stdout
     assert eas("device", "simulate", "nobody@example.com", data_dir=data).returncode == 2
     assert eas("device", "simulate", ALICE, "--version", "9.9", data_dir=data).returncode == 2
     assert eas("device", "simulate", ALICE, "--window", "0", data_dir=data).returncode == 2

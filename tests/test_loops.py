@@ -237,3 +237,39 @@ def test_a_contact_that_breaks_the_device(tmp_path: Path) -> None:
         records = await skipped_items(dev.app.store, ALICE, dev.client.device_id)
         assert [(r["server_id"], r["class"]) for r in records] == [(seen[5][0], "Contacts")]
     run(scenario)
+
+
+def test_an_item_the_backend_cannot_read_is_skipped_not_a_broken_folder(tmp_path: Path) -> None:
+    """A stored event whose text no longer parses: the Sync still answers (status 1,
+    the other events, MoreAvailable as it should), the item is recorded for the admin
+    with the error, and once the item is mended it goes out."""
+    import sqlite3
+
+    from eas.items.calendar import Calendar
+
+    async def scenario() -> None:
+        dev = await device(tmp_path, "14.1")
+        folder, cid = dev.backend["Calendar"], dev.folders["Calendar"]
+        ids = [(await dev.store.add_item(ALICE, folder, Calendar(subject=f"E{n}")))[0] for n in range(4)]
+        with sqlite3.connect(tmp_path / "mail.db") as conn:
+            conn.execute("UPDATE items SET data = 'BEGIN:VCALENDAR' WHERE id = ?", (int(ids[1]),))
+        key = await dev.initial("Calendar")
+        got: list[str] = []
+        for window in (2, 2, 2):
+            reply = await dev.sync(coll(cid, key, f"<WindowSize>{window}</WindowSize>"))
+            if reply.node is None:
+                break
+            c = collection(reply, cid)
+            assert c.findtext(A.Status) == "1", reply.xml
+            key = str(c.findtext(A.SyncKey))
+            got += [sid for _, sid, _ in commands(c)]
+        assert len(got) == 3 and not any(sid.endswith(f":{ids[1]}") for sid in got)
+        records = await skipped_items(dev.app.store, ALICE, dev.client.device_id)
+        assert [r["item_id"] for r in records] == [ids[1]]
+        assert "could not read it" in records[0]["reason"]
+        await dev.store.change_item(ALICE, folder, ids[1], Calendar(subject="mended"))
+        reply = await dev.sync(coll(cid, key, "<WindowSize>8</WindowSize>"))
+        c = collection(reply, cid)
+        assert [(kind, sid) for kind, sid, _ in commands(c)] == [("Add", f"{cid}:{ids[1]}")]
+        assert await skipped_items(dev.app.store, ALICE, dev.client.device_id) == []
+    run(scenario)

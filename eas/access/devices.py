@@ -279,7 +279,8 @@ _WRITES = frozenset({"create_folder", "update_folder", "delete_folder", "add_ite
 @dataclass(slots=True)
 class Failure:
     """What went wrong: ``what`` is short ("HTTP 500", "Status 6", "does not decode",
-    "not in 14.1", "item"), ``item_id`` the backend item when one could be named."""
+    "not in 14.1", "item", "skipped": the Sync handler left out an item the backend
+    could not read), ``item_id`` the backend item when one could be named."""
 
     what: str
     detail: str = ""
@@ -373,6 +374,10 @@ async def simulate_sync(app: ActiveSync, user: str, *, version: str = "16.1", wi
             received = await _sync_folder(device, folder, window)
             if folder.failures:
                 await _probe(app, state, account, folder, received, Version(version))
+            record = await state.get_device(account, SIM_DEVICE_ID)
+            folder.failures += [Failure("skipped", str(s.get("reason", "")), str(s.get("item_id", "")))
+                                for s in (record.skipped_items if record else ())
+                                if s.get("collection_id") == server_id]
             folder.seconds = time.perf_counter() - t0
     finally:
         await state.close()
@@ -475,7 +480,7 @@ async def _sync_folder(device: Any, folder: FolderReport, window: int) -> set[st
         if status != "1" or collection is None:
             folder.failures.append(Failure(f"Status {status}", f"Sync with SyncKey {key}"))
             return received
-        key = str(collection.findtext(A.SyncKey))
+        previous, key = key, str(collection.findtext(A.SyncKey))
         commands = collection.find(A.Commands)
         sent = [] if commands is None else [c for c in commands.children if c.tag in (A.Add, A.Change)]
         for command in sent:
@@ -485,7 +490,7 @@ async def _sync_folder(device: Any, folder: FolderReport, window: int) -> set[st
             continue
         if collection.find(A.MoreAvailable) is None:
             return received
-        if not sent:
+        if not sent and key == previous:  # (a new key without items: an item was skipped)
             folder.failures.append(Failure("no progress", "MoreAvailable without items"))
             return received
 

@@ -162,6 +162,7 @@ class _Result:
     responses: list[tuple[Any, ...]] = field(default_factory=list)
     commands: list[tuple[Any, ...]] = field(default_factory=list)
     backend_id: str = ""
+    unreadable: int = 0  # items skipped because the backend could not read them
 
     @property
     def quiet(self) -> bool:
@@ -565,7 +566,7 @@ async def _normal(ctx: Context, creq: CollectionRequest, folder: hier.Collection
             applied = True
         result.more = total > window
         sent = await _server_changes(ctx, folder, state, plan, result)
-    if applied or sent:
+    if applied or sent or result.unreadable:
         state.advance()
         snapshot = state.snapshot
         for kind, item, stamp in sent:
@@ -614,6 +615,27 @@ async def _fetch(ctx: Context, folder: hier.CollectionFolder, ids: list[str], op
     return found
 
 
+async def _fetch_readable(ctx: Context, folder: hier.CollectionFolder, state: CollectionState,
+                          chosen: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """The chosen items one by one: an item the backend fails to read (corrupt data, a
+    bug in a converter) is skipped as loop detection skips one, recorded on the device
+    with the error for the admin (``eas device skipped``), and goes out again when it
+    changes."""
+    items: dict[str, Any] = {}
+    for kind, item, stamp in chosen:
+        if kind not in ("Add", "Change"):
+            continue
+        try:
+            items.update(await _fetch(ctx, folder, [item], state.options))
+        except BackendError:
+            raise
+        except Exception as e:
+            log.exception("Sync of %s: item %s cannot be read; skipped until it changes", ctx.user, item)
+            loops.skip(state, ctx.state.device, kind, item, stamp, server_id(folder.collection_id, item),
+                       folder.item_class or "Email", f"the backend could not read it ({type(e).__name__}: {e})"[:300])
+    return items
+
+
 async def _server_changes(ctx: Context, folder: hier.CollectionFolder, state: CollectionState,
                           chosen: list[tuple[str, str, str]], result: _Result) -> list[tuple[str, str, str]]:
     """Turn the chosen changes into response commands; returns what was actually sent (an
@@ -621,12 +643,23 @@ async def _server_changes(ctx: Context, folder: hier.CollectionFolder, state: Co
     detection skipped as an Add goes out as an Add when it changes, and its Delete is not
     sent (the device never had it)."""
     cid = folder.collection_id
-    skipped: dict[str, str] = state.extra.get("skipped") or {}
     wanted = [item for kind, item, _ in chosen if kind in ("Add", "Change")]
-    items = await _fetch(ctx, folder, wanted, state.options)
+    unreadable: set[str] = set()
+    try:
+        items = await _fetch(ctx, folder, wanted, state.options)
+    except BackendError:
+        raise
+    except Exception:  # one unreadable item must not stop the folder's sync for good
+        log.exception("Sync of %s: fetching %d items failed; fetching them one by one", ctx.user, len(wanted))
+        items = await _fetch_readable(ctx, folder, state, chosen)
+        unreadable = set(wanted) - set(items)
+        result.unreadable = len(unreadable)
+    skipped: dict[str, str] = state.extra.get("skipped") or {}
     sent: list[tuple[str, str, str]] = []
     commands = result.commands
     for kind, item, stamp in chosen:
+        if item in unreadable:
+            continue  # skipped by _fetch_readable: as if sent, and recorded
         if item in skipped:
             del skipped[item]
             loops.forget(ctx.state.device, cid, item)
