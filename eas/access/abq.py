@@ -74,8 +74,8 @@ from typing import TYPE_CHECKING, Any
 
 from eas.access import AccessDecision, register
 from eas.access.mobile import check_name
-from eas.access.versions import MAX_PATTERN, MAX_SUBJECT, _check_regex, _compiled
-from eas.protocol.http import _DEVICE_ID
+from eas.access.versions import MAX_PATTERN, MAX_SUBJECT, check_regex, compiled_regex
+from eas.protocol.http import DEVICE_ID_PATTERN
 from eas.state.model import AuditEvent, DeviceRecord
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class Matcher:
         if not text:
             return False
         if self.regex:
-            return _compiled(self.value).search(text) is not None
+            return compiled_regex(self.value).search(text) is not None
         return text.casefold() == self.value.casefold()
 
     def describe(self) -> str:
@@ -166,7 +166,7 @@ def _text(value: Any, what: str, limit: int, *, empty: bool = False) -> str:
 
 
 def check_device_id(value: Any) -> str:
-    if not isinstance(value, str) or not _DEVICE_ID.fullmatch(value):
+    if not isinstance(value, str) or not DEVICE_ID_PATTERN.fullmatch(value):
         raise ValueError(f"not a device id (1 to 64 letters, digits, _ or -): {str(value)[:64]!r}")
     return value
 
@@ -219,7 +219,7 @@ def check_matcher(raw: Any, fields: tuple[str, ...] = FIELDS) -> Matcher:
     if not isinstance(regex, bool):
         raise TypeError("regex is true or false")
     if regex:
-        _check_regex(value)
+        check_regex(value)
     return Matcher(raw["field"], value, regex)
 
 

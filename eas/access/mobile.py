@@ -91,7 +91,7 @@ register("mobile.groups", _groups, [], "classes of service in evaluation order: 
 register(USER_PREFIX + "*", _bool, None, "an account's own mobile access after 'mobile.user:' (eas access)")
 
 
-def _member_of(account: str, groups: list[dict[str, Any]]) -> list[str]:
+def groups_containing(account: str, groups: list[dict[str, Any]]) -> list[str]:
     """The groups ``account`` is in by the settings: as itself or by its domain."""
     domain = "@" + account.rpartition("@")[2] if "@" in account else None
     return [g["name"] for g in groups if account in g["members"] or (domain and domain in g["members"])]
@@ -123,7 +123,7 @@ class MobileAccess:
 
     def groups_from_settings(self, account: str) -> list[str]:
         """The default ``ActiveSync.groups`` hook (reads the cached settings)."""
-        return _member_of(account, self._groups)
+        return groups_containing(account, self._groups)
 
     async def explain(self, account: str, groups: GroupsHook | None = None) -> tuple[bool, str]:
         await self._refresh()

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from eas import policy
 from eas.access import PolicyDecision, register
-from eas.access.mobile import GroupsHook, _member_of, check_member, check_name, list_groups
+from eas.access.mobile import GroupsHook, check_member, check_name, groups_containing, list_groups
 from eas.protocol import status as st
 from eas.protocol.errors import EASError
 from eas.state.model import AuditEvent
@@ -201,7 +201,7 @@ class PolicyEngine:
     async def _groups_of(self, account: str) -> list[str]:
         """The account's groups, those of ``mobile.groups`` first in its order."""
         if self.groups is None:
-            member_of: Any = _member_of(account, self._mobile_groups)
+            member_of: Any = groups_containing(account, self._mobile_groups)
         else:
             member_of = self.groups(account)
             if inspect.isawaitable(member_of):

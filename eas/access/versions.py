@@ -97,7 +97,7 @@ class Condition:
             return text == self.value.casefold()
         if self.op == "contains":
             return self.value.casefold() in text
-        return _compiled(self.value).search(text) is not None
+        return compiled_regex(self.value).search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +200,11 @@ def _condition(raw: Any) -> Condition:
     if not isinstance(value, str) or len(value) > MAX_PATTERN or "\0" in value:
         raise FilterError(f"a condition's value is a string of at most {MAX_PATTERN} characters")
     if op == "regex":
-        _check_regex(value)
+        check_regex(value)
     return Condition(field, op, value)
 
 
-def _check_regex(pattern: str) -> None:
+def check_regex(pattern: str) -> None:
     try:
         parsed = sre.parse(pattern, re.IGNORECASE)
         re.compile(pattern, re.IGNORECASE)
@@ -251,7 +251,7 @@ def _walk(items: Any, inside: bool) -> Iterator[tuple[Any, Any, bool]]:
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
-def _compiled(pattern: str) -> re.Pattern[str]:
+def compiled_regex(pattern: str) -> re.Pattern[str]:
     compiled = _PATTERNS.get(pattern)
     if compiled is None:
         if len(_PATTERNS) > 1000:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from eas import server
 from eas.cli.admin import UsageError
-from eas.cli.config import _with_state
+from eas.cli.config import with_state
 
 if TYPE_CHECKING:
     from eas.state.store import StateStore
@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace, work: Work) -> int:
             return await work(store)
         except (ValueError, TypeError) as e:
             raise UsageError(str(e)) from None
-    return _with_state(args, run)
+    return with_state(args, run)
 
 
 async def _publish(args: argparse.Namespace, store: StateStore, device_id: str | None = None, user: str = "") -> None:

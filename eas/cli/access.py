@@ -9,7 +9,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from eas.cli.admin import UsageError
-from eas.cli.config import _with_state
+from eas.cli.config import with_state
 
 if TYPE_CHECKING:
     from eas.state.store import StateStore
@@ -38,7 +38,7 @@ def user_set(args: argparse.Namespace) -> int:
               else f"{args.user}: own setting cleared (groups and the default decide)")
         return 0
 
-    return _with_state(args, _checked(work))
+    return with_state(args, _checked(work))
 
 
 def show(args: argparse.Namespace) -> int:
@@ -50,7 +50,7 @@ def show(args: argparse.Namespace) -> int:
         print(f"{account}: mobile access {'on' if allowed else 'off'} ({why})")
         return 0
 
-    return _with_state(args, _checked(work))
+    return with_state(args, _checked(work))
 
 
 def group_members(args: argparse.Namespace) -> int:
@@ -62,7 +62,7 @@ def group_members(args: argparse.Namespace) -> int:
         print(f"group {args.group}: {args.op} {' '.join(args.members) or '(the group)'}")
         return 0
 
-    return _with_state(args, _checked(work))
+    return with_state(args, _checked(work))
 
 
 def group_set(args: argparse.Namespace) -> int:
@@ -76,7 +76,7 @@ def group_set(args: argparse.Namespace) -> int:
               else f"group {args.group}: mobile access no longer set")
         return 0
 
-    return _with_state(args, _checked(work))
+    return with_state(args, _checked(work))
 
 
 def group_list(args: argparse.Namespace) -> int:
@@ -91,7 +91,7 @@ def group_list(args: argparse.Namespace) -> int:
             print(f"{i}. {g['name']} (mobile {state}): {' '.join(g['members']) or '(no members)'}")
         return 0
 
-    return _with_state(args, _checked(work))
+    return with_state(args, _checked(work))
 
 
 def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:

@@ -43,7 +43,7 @@ def valid_email(address: str) -> bool:
     return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
 
 
-def _password(args: argparse.Namespace) -> str:
+def read_password(args: argparse.Namespace) -> str:
     """The new password: --password, --generate (printed), a prompt on a terminal, or
     one line of standard input."""
     password: str
@@ -73,14 +73,14 @@ def user_add(args: argparse.Namespace) -> int:
     if email.lower() in store.list_users():
         raise UsageError(f"user {email.lower()} exists (eas user passwd changes the password)")
     try:
-        store.add_user(email, _password(args))
+        store.add_user(email, read_password(args))
     except ValueError as e:  # created meanwhile by someone else
         raise UsageError(str(e)) from None
     print(f"added {email.lower()}")
     return 0
 
 
-def _existing_store(args: argparse.Namespace) -> ReferenceStore:
+def existing_store(args: argparse.Namespace) -> ReferenceStore:
     try:
         return server.open_store(server.data_dir(args.data_dir), create=False)
     except server.NoStore as e:
@@ -88,10 +88,10 @@ def _existing_store(args: argparse.Namespace) -> ReferenceStore:
 
 
 def user_passwd(args: argparse.Namespace) -> int:
-    store = _existing_store(args)
-    email = _known_user(store, args.email)
+    store = existing_store(args)
+    email = known_user(store, args.email)
     try:
-        store.set_password(email, _password(args))
+        store.set_password(email, read_password(args))
     except ValueError as e:  # deleted meanwhile
         raise UsageError(str(e)) from None
     # A running server has the old password's logins cached: it forgets them now.
@@ -101,13 +101,13 @@ def user_passwd(args: argparse.Namespace) -> int:
 
 
 def user_list(args: argparse.Namespace) -> int:
-    store = _existing_store(args)
+    store = existing_store(args)
     for email in store.list_users():
         print(email)
     return 0
 
 
-def _known_user(store: ReferenceStore, email: str) -> str:
+def known_user(store: ReferenceStore, email: str) -> str:
     """The account as the store spells it; ``UsageError`` when there is none."""
     wanted = email.strip().lower()
     if wanted not in store.list_users():
@@ -133,9 +133,9 @@ def _read_message(path: str) -> bytes:
 
 def mail_deliver(args: argparse.Namespace) -> int:
     folder = server.data_dir(args.data_dir)
-    store = _existing_store(args)
+    store = existing_store(args)
     mime = _read_message(args.file)
-    email = _known_user(store, args.email)
+    email = known_user(store, args.email)
     # The store calls its watchers once the delivery is committed; the datagram goes then.
     notify.publish_changes(store, server.notifier(folder))
     try:

@@ -17,14 +17,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from eas import server
-from eas.cli.admin import UsageError, _existing_store, _known_user, _password
+from eas.cli.admin import UsageError, existing_store, known_user, read_password
 
 if TYPE_CHECKING:
     from eas.access import Setting
     from eas.state.store import StateStore
 
 
-def _with_state(args: argparse.Namespace, work: Callable[[StateStore], Awaitable[int]]) -> int:
+def with_state(args: argparse.Namespace, work: Callable[[StateStore], Awaitable[int]]) -> int:
     """Run ``work`` on the data dir's state store, closed afterwards."""
     from eas.state.sqlite import SQLiteStateStore
 
@@ -67,7 +67,7 @@ def config_get(args: argparse.Namespace) -> int:
         print(_show(await get_setting(store, args.name), setting))
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def config_set(args: argparse.Namespace) -> int:
@@ -89,7 +89,7 @@ def config_set(args: argparse.Namespace) -> int:
         print(f"{args.name} = {_show(value, setting)}")
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def config_clear(args: argparse.Namespace) -> int:
@@ -102,7 +102,7 @@ def config_clear(args: argparse.Namespace) -> int:
         print(f"{args.name} cleared (default {_show(setting.default)})")
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def config_list(args: argparse.Namespace) -> int:
@@ -125,20 +125,20 @@ def config_list(args: argparse.Namespace) -> int:
             print(f"    {setting.help}")
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def password_set(args: argparse.Namespace) -> int:
     from eas.access.passwords import set_mobile_password
 
-    account = _known_user(_existing_store(args), args.email)
-    password = _password(args)
+    account = known_user(existing_store(args), args.email)
+    password = read_password(args)
 
     async def work(store: StateStore) -> int:
         await set_mobile_password(store, account, password, actor="cli")
         return 0
 
-    _with_state(args, work)
+    with_state(args, work)
     # A running server has logins cached (the account password among them): it forgets them now.
     server.notifier(server.data_dir(args.data_dir)).publish_account(account)
     print(f"mobile password of {account} set; the account password no longer opens ActiveSync")
@@ -148,12 +148,12 @@ def password_set(args: argparse.Namespace) -> int:
 def password_clear(args: argparse.Namespace) -> int:
     from eas.access.passwords import clear_mobile_password
 
-    account = _known_user(_existing_store(args), args.email)
+    account = known_user(existing_store(args), args.email)
 
     async def work(store: StateStore) -> int:
         return 0 if await clear_mobile_password(store, account, actor="cli") else 1
 
-    if _with_state(args, work):
+    if with_state(args, work):
         raise UsageError(f"{account} has no mobile password")
     server.notifier(server.data_dir(args.data_dir)).publish_account(account)
     print(f"mobile password of {account} cleared; the account password opens ActiveSync again")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from eas import server
 from eas.cli.admin import UsageError
-from eas.cli.config import _with_state
+from eas.cli.config import with_state
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -46,7 +46,7 @@ def _state(args: argparse.Namespace, work: Callable[[StateStore], Awaitable[int]
         except (ValueError, TypeError) as e:
             raise UsageError(str(e)) from None
 
-    return _with_state(args, checked)
+    return with_state(args, checked)
 
 
 def _wake(args: argparse.Namespace) -> Callable[[str], None]:
@@ -253,7 +253,7 @@ def skipped(args: argparse.Namespace) -> int:
                       f"{entry.get('server_id', '')} (item {entry.get('item_id', '')}): {entry.get('reason', '')}")
         return 0
 
-    return _with_state(args, report)
+    return with_state(args, report)
 
 
 def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:

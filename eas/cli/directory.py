@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from eas.cli.admin import UsageError, _existing_store, _known_user
+from eas.cli.admin import UsageError, existing_store, known_user
 
 # ``eas user set`` options and the GAL field each sets.
 _DETAILS = {"first_name": "--first-name", "last_name": "--last-name", "title": "--title", "company": "--company",
@@ -27,19 +27,19 @@ def _run(action: Any, *args: Any, **kw: Any) -> Any:
 
 
 def addressbook_add(args: argparse.Namespace) -> int:
-    _run(_existing_store(args).add_address_book, args.scope, args.source)
+    _run(existing_store(args).add_address_book, args.scope, args.source)
     print(f"{args.scope.lower()}: added {args.source}")
     return 0
 
 
 def addressbook_remove(args: argparse.Namespace) -> int:
-    _run(_existing_store(args).remove_address_book, args.scope, args.source)
+    _run(existing_store(args).remove_address_book, args.scope, args.source)
     print(f"{args.scope.lower()}: removed {args.source}")
     return 0
 
 
 def addressbook_list(args: argparse.Namespace) -> int:
-    books = _existing_store(args).address_books()
+    books = existing_store(args).address_books()
     for scope, source in books:
         print(f"{scope}\t{source}")
     scopes = {scope for scope, _ in books}
@@ -51,8 +51,8 @@ def addressbook_list(args: argparse.Namespace) -> int:
 
 
 def user_set(args: argparse.Namespace) -> int:
-    store = _existing_store(args)
-    email = _known_user(store, args.email)
+    store = existing_store(args)
+    email = known_user(store, args.email)
     details = {name: getattr(args, name) for name in _DETAILS if getattr(args, name) is not None}
     if args.display_name is not None:
         store.set_display_name(email, args.display_name)
@@ -67,8 +67,8 @@ def user_set(args: argparse.Namespace) -> int:
 
 
 def user_show(args: argparse.Namespace) -> int:
-    store = _existing_store(args)
-    person = _run(store.user_entry, _known_user(store, args.email))
+    store = existing_store(args)
+    person = _run(store.user_entry, known_user(store, args.email))
     for label, value in (("display name", person.display_name), ("email", person.email),
                          *((option.lstrip("-").replace("-", " "), getattr(person, name))
                            for name, option in _DETAILS.items())):
@@ -82,8 +82,8 @@ def user_show(args: argparse.Namespace) -> int:
 
 
 def user_cert_add(args: argparse.Namespace) -> int:
-    store = _existing_store(args)
-    email = _known_user(store, args.email)
+    store = existing_store(args)
+    email = known_user(store, args.email)
     certificates = _certificates(Path(args.file).read_bytes())
     for der in certificates:
         _run(store.add_user_certificate, email, der)

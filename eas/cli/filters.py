@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from eas.cli.admin import UsageError
-from eas.cli.config import _with_state
+from eas.cli.config import with_state
 
 if TYPE_CHECKING:
     from eas.state.store import StateStore
@@ -31,7 +31,7 @@ def filter_add(args: argparse.Namespace) -> int:
         print(f"added: {f.describe()}")
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def filter_delete(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def filter_delete(args: argparse.Namespace) -> int:
         print(f"deleted filter {args.position}")
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def filter_move(args: argparse.Namespace) -> int:
@@ -59,7 +59,7 @@ def filter_move(args: argparse.Namespace) -> int:
         print(f"moved filter {args.position} to {args.to}")
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def filter_list(args: argparse.Namespace) -> int:
@@ -76,7 +76,7 @@ def filter_list(args: argparse.Namespace) -> int:
                 print(f"{i}. {f.describe()}")
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from eas.cli.admin import UsageError
-from eas.cli.config import _with_state
+from eas.cli.config import with_state
 
 if TYPE_CHECKING:
     from eas.state.store import StateStore
@@ -36,7 +36,7 @@ def logger_add(args: argparse.Namespace) -> int:
               + (f", WindowSize at most {value['window']}" if value["window"] else ""))
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def logger_remove(args: argparse.Namespace) -> int:
@@ -48,7 +48,7 @@ def logger_remove(args: argparse.Namespace) -> int:
         print(f"stopped logging {args.user}")
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def logger_list(args: argparse.Namespace) -> int:
@@ -63,7 +63,7 @@ def logger_list(args: argparse.Namespace) -> int:
                   + (f", WindowSize at most {value['window']}" if value.get("window") else ""))
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:

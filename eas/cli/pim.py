@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from eas import notify, server
-from eas.cli.admin import UsageError, _existing_store, _known_user
+from eas.cli.admin import UsageError, existing_store, known_user
 
 MAX_IMPORT = 64 * 1024 * 1024  # bytes of one file
 _DEFAULT_FOLDER = {"VEVENT": "Calendar", "VTODO": "Tasks", "VJOURNAL": "Notes", "VCARD": "Contacts"}
@@ -86,8 +86,8 @@ def _batches(text: str, folder: str | None) -> list[tuple[str, list[str]]]:
 def import_file(args: argparse.Namespace) -> int:
     from eas.backend import BackendError
 
-    store = _existing_store(args)
-    email = _known_user(store, args.user)
+    store = existing_store(args)
+    email = known_user(store, args.user)
     batches = _batches(_read_file(args.file), args.folder)
     notify.publish_changes(store, server.notifier(server.data_dir(args.data_dir)))
     try:
@@ -100,8 +100,8 @@ def import_file(args: argparse.Namespace) -> int:
 
 
 def export_folder(args: argparse.Namespace) -> int:
-    store = _existing_store(args)
-    email = _known_user(store, args.user)
+    store = existing_store(args)
+    email = known_user(store, args.user)
     try:
         cls = store.folder_class(email, args.folder)
         texts = store.export_items(email, args.folder)

@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from eas.cli.admin import UsageError
-from eas.cli.config import _with_state
+from eas.cli.config import with_state
 
 if TYPE_CHECKING:
     from eas.state.store import StateStore
@@ -94,7 +94,7 @@ def set_policy(args: argparse.Namespace) -> int:
         print(f"{label(setting_name(level, name))}: {_describe(stored)}")
         return 0
 
-    code = _with_state(args, _checked(work))
+    code = with_state(args, _checked(work))
     _publish(args, level, name)
     return code
 
@@ -110,7 +110,7 @@ def clear_policy(args: argparse.Namespace) -> int:
         print(f"{label(setting_name(level, name))}: {_describe(left)}")
         return 0
 
-    code = _with_state(args, _checked(work))
+    code = with_state(args, _checked(work))
     _publish(args, level, name)
     return code
 
@@ -142,7 +142,7 @@ def show(args: argparse.Namespace) -> int:
                   f"({explanation.sources.get(element.name, 'default')})")
         return 0
 
-    return _with_state(args, _checked(work))
+    return with_state(args, _checked(work))
 
 
 def elements(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from eas import server
 from eas.access.services import SERVICES
 from eas.cli.admin import UsageError
-from eas.cli.config import _with_state
+from eas.cli.config import with_state
 
 if TYPE_CHECKING:
     from eas.state.store import StateStore
@@ -112,7 +112,7 @@ def service_list(args: argparse.Namespace) -> int:
             print("\n".join(await describe[name](store, state + ("" if running else " (no server running)"))))
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def _switch(args: argparse.Namespace, on: bool) -> int:
@@ -125,7 +125,7 @@ def _switch(args: argparse.Namespace, on: bool) -> int:
         await change_setting(store, setting, on, actor="cli")
         return 0
 
-    _with_state(args, work)
+    with_state(args, work)
     print(f"{name}: {'started' if on else 'stopped'} ({setting} = {'true' if on else 'false'})")
     return 0
 
@@ -153,7 +153,7 @@ def service_restart(args: argparse.Namespace) -> int:
         await store.record_event(AuditEvent("service.restart", actor="cli", detail=name))
         return 0
 
-    _with_state(args, work)
+    with_state(args, work)
     if reached:
         print(f"{name}: {RESTARTED[name]}")
     else:

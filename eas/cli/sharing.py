@@ -9,7 +9,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from eas import notify, server
-from eas.cli.admin import UsageError, _existing_store
+from eas.cli.admin import UsageError, existing_store
 
 if TYPE_CHECKING:
     from eas.store import ReferenceStore
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def _store(args: argparse.Namespace) -> ReferenceStore:
     """The data dir's store, publishing its changes to a running server."""
-    store = _existing_store(args)
+    store = existing_store(args)
     notify.publish_changes(store, server.notifier(server.data_dir(args.data_dir)))
     return store
 
@@ -51,7 +51,7 @@ def share_revoke(args: argparse.Namespace) -> int:
 
 
 def share_list(args: argparse.Namespace) -> int:
-    for share in _run(_existing_store(args).shares, args.user):
+    for share in _run(existing_store(args).shares, args.user):
         print(_describe(share))
     return 0
 

@@ -9,8 +9,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from eas.cli.admin import UsageError, _password
-from eas.cli.config import _with_state
+from eas.cli.admin import UsageError, read_password
+from eas.cli.config import with_state
 
 if TYPE_CHECKING:
     from eas.state.store import StateStore
@@ -35,13 +35,13 @@ def user_add(args: argparse.Namespace) -> int:
             raise UsageError("an admin password has 1 to 1024 characters")
     else:
         args.password = None
-        password = _password(args)  # prompted twice on a terminal, else one line of stdin
+        password = read_password(args)  # prompted twice on a terminal, else one line of stdin
 
     async def work(store: StateStore) -> int:
         await add_admin(store, name, password, actor="cli")
         return 0
 
-    _with_state(args, work)
+    with_state(args, work)
     print(f"admin {name} set")
     return 0
 
@@ -54,7 +54,7 @@ def user_remove(args: argparse.Namespace) -> int:
     async def work(store: StateStore) -> int:
         return 0 if await remove_admin(store, name, actor="cli") else 1
 
-    if _with_state(args, work):
+    if with_state(args, work):
         raise UsageError(f"no admin named {name!r}")
     print(f"admin {name} removed")
     return 0
@@ -68,7 +68,7 @@ def user_list(args: argparse.Namespace) -> int:
             print(name)
         return 0
 
-    return _with_state(args, work)
+    return with_state(args, work)
 
 
 def add_parsers(verbs: Any, data_dir_parent: argparse.ArgumentParser) -> None:

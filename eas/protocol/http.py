@@ -23,7 +23,7 @@ MAX_QUERY_LENGTH = 4096
 # MS-ASHTTP 2.2.1.1.1.2.3: the device id is 1-32 letters and digits. Real clients send
 # longer ids and dashes (Android's "androidc123..." ids, Outlook's GUID-like ids), so the
 # library accepts up to 64 of letters, digits, '-' and '_' and nothing else.
-_DEVICE_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _DEVICE_TYPE = re.compile(r"[\x21-\x7e]{1,64}")
 _COMMAND = re.compile(r"[A-Za-z]{1,32}")
 
@@ -208,7 +208,7 @@ def _command(name: str) -> str:
 
 
 def _device_id(value: str) -> str:
-    if not _DEVICE_ID.fullmatch(value):
+    if not DEVICE_ID_PATTERN.fullmatch(value):
         raise ProtocolError("DeviceId missing or invalid", status=108)
     return value
 
