@@ -690,14 +690,15 @@ def _events_table(events: Iterable[AuditEvent]) -> str:
 
 
 def _secret(name: str) -> bool:
-    """A setting whose value the page never shows (``notifier.smtp_password``)."""
-    return name.endswith("password")
+    """A setting whose value the page never shows (registered as secret:
+    ``notifier.smtp_password``)."""
+    from eas.access import lookup
 
+    try:
+        return lookup(name).secret
+    except KeyError:
+        return True  # not a setting the page knows: shown as little as possible
 
-def _detail(event: AuditEvent) -> str:
-    """An event's detail, a secret setting's value masked (``setting.set`` records it)."""
-    name, sep, _ = event.detail.partition("=")
-    return f"{name}=(set)" if event.action == "setting.set" and sep and _secret(name) else event.detail
 
 
 def _message(e: BaseException) -> str:
