@@ -684,7 +684,7 @@ def _device_cells(d: DeviceRecord, *, link: bool = True) -> str:
 
 def _events_table(events: Iterable[AuditEvent]) -> str:
     rows = [f"<tr class='event'><td>{_e(_when(ev.time))}</td><td>{_e(ev.action)}</td><td>{_e(ev.actor)}</td>"
-            f"<td>{_e(ev.user)}</td><td><code>{_e(ev.device_id)}</code></td><td>{_e(_detail(ev))}</td></tr>"
+            f"<td>{_e(ev.user)}</td><td><code>{_e(ev.device_id)}</code></td><td>{_e(ev.detail)}</td></tr>"
             for ev in events]
     return _table(["Time", "Action", "Actor", "Account", "Device", "Detail"], rows)
 
