@@ -183,7 +183,8 @@ def test_a_change_reaches_a_running_server(tmp_path: Path) -> None:
 
 def test_a_users_change_ends_the_users_waiting_ping(tmp_path: Path) -> None:
     """The user's held Ping is answered at once (not at its heartbeat), so the device
-    meets the new policy (143) on its next command; a group change leaves Pings be."""
+    meets the new policy (143) on its next command; a group change reaches the Pings of
+    its members only, a global change everyone's."""
     data = tmp_path / "data"
     assert eas("user", "add", A, "--password", "pw", data_dir=data).returncode == 0
     with serving(data, "--no-tls") as server:
@@ -215,6 +216,22 @@ def test_a_users_change_ends_the_users_waiting_ping(tmp_path: Path) -> None:
             assert time.monotonic() - started < 5 and answer.status == 200
             await asyncio.sleep(1.1)  # the engine's settings cache
             assert (await c.command("FolderSync", FOLDERSYNC)).text(FH.Status) == "143"
+            # Once alice is in the group, its change reaches her Ping; a global one too.
+            await c.provision()
+            joined = await asyncio.to_thread(eas, "access", "group", "add", "staff", A, data_dir=data)
+            assert joined.returncode == 0, joined.stderr
+            for change in (("group", "staff", "AllowWiFi=0"), ("global", "AllowIrDA=0")):
+                held = ping()
+                await asyncio.sleep(1.0)
+                assert not held.done()
+                started = time.monotonic()
+                done = await asyncio.to_thread(eas, "policy", "set", *change, data_dir=data)
+                assert done.returncode == 0, done.stderr
+                answer = await asyncio.wait_for(held, 10)
+                assert time.monotonic() - started < 5 and answer.status == 200, change
+                await asyncio.sleep(1.1)
+                assert (await c.command("FolderSync", FOLDERSYNC)).text(FH.Status) == "143", change
+                await c.provision()
 
         asyncio.run(scenario())
     assert server.process.returncode == 0, server.stderr

@@ -74,13 +74,28 @@ def _target(args: argparse.Namespace) -> tuple[str, str | None]:
     return args.level, getattr(args, "name", None)
 
 
-def _publish(args: argparse.Namespace, level: str, name: str | None) -> None:
-    """A user's policy changed: the running server ends that user's waiting Pings, so
-    that the devices meet the new policy now rather than at their next heartbeat."""
-    if level == "user" and name:
-        from eas import server
+async def _affected(store: StateStore, level: str, name: str | None) -> list[str]:
+    """The accounts with devices that a change of this level reaches: the user; the
+    group's members (by ``mobile.groups``); everyone for the global level."""
+    from eas.access.mobile import groups_containing, list_groups
 
-        server.notifier(server.data_dir(args.data_dir)).publish_account(name.strip().lower())
+    if level == "user":
+        return [name.strip().lower()] if name else []
+    accounts = sorted({d.user for d in await store.list_devices()})
+    if level == "group" and name:
+        groups = await list_groups(store)
+        accounts = [a for a in accounts if name.strip().lower() in groups_containing(a, groups)]
+    return accounts
+
+
+def _publish(args: argparse.Namespace, accounts: list[str]) -> None:
+    """The running server ends these accounts' waiting Pings, so that their devices meet
+    the new policy now (143) rather than at their next heartbeat."""
+    from eas import server
+
+    notifier = server.notifier(server.data_dir(args.data_dir))
+    for account in accounts:
+        notifier.publish_account(account)
 
 
 def set_policy(args: argparse.Namespace) -> int:
@@ -89,13 +104,16 @@ def set_policy(args: argparse.Namespace) -> int:
     level, name = _target(args)
     values = dict(parse_assignment(a) for a in args.assignments)
 
+    affected: list[str] = []
+
     async def work(store: StateStore) -> int:
         stored = await set_values(store, level, name, values, actor="cli")
         print(f"{label(setting_name(level, name))}: {_describe(stored)}")
+        affected.extend(await _affected(store, level, name))
         return 0
 
     code = with_state(args, _checked(work))
-    _publish(args, level, name)
+    _publish(args, affected)
     return code
 
 
@@ -105,13 +123,16 @@ def clear_policy(args: argparse.Namespace) -> int:
     level, name = _target(args)
     keys = [policy_key(k) for k in args.elements]
 
+    affected: list[str] = []
+
     async def work(store: StateStore) -> int:
         left = await clear_values(store, level, name, keys, actor="cli")
         print(f"{label(setting_name(level, name))}: {_describe(left)}")
+        affected.extend(await _affected(store, level, name))
         return 0
 
     code = with_state(args, _checked(work))
-    _publish(args, level, name)
+    _publish(args, affected)
     return code
 
 
