@@ -8,23 +8,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from eas.cli.admin import UsageError
-from eas.cli.config import with_state
+from eas.cli.config import checked, with_state
 
 if TYPE_CHECKING:
     from eas.state.store import StateStore
 
 
 def _checked(work: Any) -> Any:
-    """Run an admin call, a bad name or an unknown group as a usage error (exit 2)."""
-    async def run(store: StateStore) -> int:
-        try:
-            return int(await work(store))
-        except (ValueError, TypeError) as e:
-            raise UsageError(str(e)) from None
-        except KeyError as e:
-            raise UsageError(f"no such group: {e.args[0]}") from None
-    return run
+    """An admin call, a bad name or an unknown group a usage error (exit 2)."""
+    return checked(work, missing="no such group: {}")
 
 
 def user_set(args: argparse.Namespace) -> int:

@@ -40,6 +40,20 @@ def with_state(args: argparse.Namespace, work: Callable[[StateStore], Awaitable[
     return asyncio.run(run())
 
 
+def checked(work: Callable[[StateStore], Awaitable[Any]], *,
+            missing: str = "not found: {}") -> Callable[[StateStore], Awaitable[int]]:
+    """``work`` for ``with_state``, an admin call's refusal (ValueError, TypeError) turned
+    into a usage error (exit 2), and a KeyError into one that ``missing`` words."""
+    async def run(store: StateStore) -> int:
+        try:
+            return int(await work(store))
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+        except KeyError as e:
+            raise UsageError(missing.format(e.args[0] if e.args else "")) from None
+    return run
+
+
 def _setting(name: str) -> Setting:
     """The known setting ``name``, or the pattern (``logger.*``) that covers it
     (``UsageError`` otherwise)."""

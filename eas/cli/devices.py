@@ -33,6 +33,12 @@ def _when(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch)) if epoch else "-"
 
 
+def _skipped_line(entry: dict[str, Any]) -> str:
+    """One item loop detection or an unreadable item took out of a device's sync."""
+    return (f"  {_when(entry.get('time', 0))} {entry.get('class', '')} {entry.get('kind', '')} "
+            f"{entry.get('server_id', '')} (item {entry.get('item_id', '')}): {entry.get('reason', '')}")
+
+
 def _state(args: argparse.Namespace, work: Callable[[StateStore], Awaitable[int]]) -> int:
     """Run ``work`` on the state store; bad names, unknown devices and refused changes
     are usage errors (exit 2)."""
@@ -140,8 +146,7 @@ def _print_details(details: DeviceDetails) -> None:
         print(f"  {_when(e.time)} {e.action} by {e.actor}" + (f": {e.detail}" if e.detail else ""))
     print(f"skipped by loop detection ({len(details.skipped)}):")
     for entry in details.skipped:
-        print(f"  {_when(entry.get('time', 0))} {entry.get('class', '')} {entry.get('kind', '')} "
-              f"{entry.get('server_id', '')} (item {entry.get('item_id', '')}): {entry.get('reason', '')}")
+        print(_skipped_line(entry))
 
 
 def change(args: argparse.Namespace) -> int:
@@ -248,9 +253,7 @@ def skipped(args: argparse.Namespace) -> int:
             items = await skipped_items(store, user, device.device_id)
             print(f"{device.device_id} ({device.device_type or 'unknown type'}): {len(items)} skipped")
             for entry in items:
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.get("time", 0)))
-                print(f"  {when}Z {entry.get('class', '')} {entry.get('kind', '')} "
-                      f"{entry.get('server_id', '')} (item {entry.get('item_id', '')}): {entry.get('reason', '')}")
+                print(_skipped_line(entry))
         return 0
 
     return with_state(args, report)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from eas.cli.admin import UsageError
-from eas.cli.config import with_state
+from eas.cli.config import checked, with_state
 
 if TYPE_CHECKING:
     from eas.state.store import StateStore
@@ -60,14 +61,6 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         raise UsageError(f"{key} is an integer, not {raw[:80]!r}") from None
 
 
-def _checked(work: Any) -> Any:
-    """Run an admin call, a bad name or value as a usage error (exit 2)."""
-    async def run(store: StateStore) -> int:
-        try:
-            return int(await work(store))
-        except (ValueError, TypeError) as e:
-            raise UsageError(str(e)) from None
-    return run
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str | None]:
@@ -98,42 +91,37 @@ def _publish(args: argparse.Namespace, accounts: list[str]) -> None:
         notifier.publish_account(account)
 
 
-def set_policy(args: argparse.Namespace) -> int:
-    from eas.access.policies import label, set_values, setting_name
+def _change(args: argparse.Namespace, change: Callable[[StateStore, str, str | None], Awaitable[Any]]) -> int:
+    """Apply ``change(store, level, name)`` (set or clear), print the level as it is
+    now, and end the waiting Pings of the accounts it reaches."""
+    from eas.access.policies import label, setting_name
 
     level, name = _target(args)
-    values = dict(parse_assignment(a) for a in args.assignments)
-
     affected: list[str] = []
 
     async def work(store: StateStore) -> int:
-        stored = await set_values(store, level, name, values, actor="cli")
-        print(f"{label(setting_name(level, name))}: {_describe(stored)}")
+        now = await change(store, level, name)
+        print(f"{label(setting_name(level, name))}: {_describe(now)}")
         affected.extend(await _affected(store, level, name))
         return 0
 
-    code = with_state(args, _checked(work))
+    code = with_state(args, checked(work))
     _publish(args, affected)
     return code
+
+
+def set_policy(args: argparse.Namespace) -> int:
+    from eas.access.policies import set_values
+
+    values = dict(parse_assignment(a) for a in args.assignments)
+    return _change(args, lambda store, level, name: set_values(store, level, name, values, actor="cli"))
 
 
 def clear_policy(args: argparse.Namespace) -> int:
-    from eas.access.policies import clear_values, label, setting_name
+    from eas.access.policies import clear_values
 
-    level, name = _target(args)
     keys = [policy_key(k) for k in args.elements]
-
-    affected: list[str] = []
-
-    async def work(store: StateStore) -> int:
-        left = await clear_values(store, level, name, keys, actor="cli")
-        print(f"{label(setting_name(level, name))}: {_describe(left)}")
-        affected.extend(await _affected(store, level, name))
-        return 0
-
-    code = with_state(args, _checked(work))
-    _publish(args, affected)
-    return code
+    return _change(args, lambda store, level, name: clear_values(store, level, name, keys, actor="cli"))
 
 
 def show(args: argparse.Namespace) -> int:
@@ -163,7 +151,7 @@ def show(args: argparse.Namespace) -> int:
                   f"({explanation.sources.get(element.name, 'default')})")
         return 0
 
-    return with_state(args, _checked(work))
+    return with_state(args, checked(work))
 
 
 def elements(args: argparse.Namespace) -> int:
