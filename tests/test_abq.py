@@ -663,3 +663,41 @@ def test_rules_survive_garbage_written_around_the_api() -> None:
         assert details == ["rule 5: allow model = m", "rule 4: block os = x"]
 
     asyncio.run(scenario())
+
+
+def test_two_administrators_changing_the_lists_at_once_keep_both_changes(tmp_path: Path) -> None:
+    """The CLI and the admin page (two processes, two connections) allowing devices and
+    adding rules at the same moment: every entry and every rule is kept, and rule ids
+    stay unique (each list is changed in one transaction of the store)."""
+    import threading
+
+    from eas.access.abq import add_rule, device_entries, rules, set_device
+    from eas.state.sqlite import SQLiteStateStore
+
+    def admin(worker: int) -> None:
+        async def work() -> None:
+            store = SQLiteStateStore(tmp_path / "state.db")
+            for n in range(40):
+                await set_device(store, f"Dev{worker}x{n}", "allowed", actor=f"admin{worker}")
+                if n % 4 == 0:
+                    await add_rule(store, "allow", "model", f"Model {worker}-{n}", actor=f"admin{worker}")
+            await store.close()
+
+        asyncio.run(work())
+
+    threads = [threading.Thread(target=admin, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    async def read() -> tuple[list[Any], list[Any]]:
+        store = SQLiteStateStore(tmp_path / "state.db")
+        try:
+            return await device_entries(store), await rules(store)
+        finally:
+            await store.close()
+
+    entries, stored_rules = asyncio.run(read())
+    assert sorted(e.device_id for e in entries) == sorted(f"Dev{w}x{n}" for w in range(2) for n in range(40))
+    assert len(stored_rules) == 20 and len({r.id for r in stored_rules}) == 20

@@ -838,6 +838,39 @@ def test_settings_round_trip_list_and_remove(new_store: Callable[[], StateStore]
     run(scenario())
 
 
+def test_update_setting_is_one_transaction(new_store: Callable[[], StateStore]) -> None:
+    """update_setting reads and writes in one transaction: two connections appending to
+    one list from two threads at once keep every item (a read-then-write would lose
+    some); a change that raises stores nothing; None removes the setting."""
+    async def scenario() -> None:
+        store = new_store()
+        assert await store.update_setting("abq.devices", lambda v: [*(v or []), "first"]) == ["first"]
+        with pytest.raises(ValueError, match="refused"):
+            await store.update_setting("abq.devices", lambda v: (_ for _ in ()).throw(ValueError("refused")))
+        assert await store.get_setting("abq.devices") == ["first"]
+        assert await store.update_setting("abq.devices", lambda v: None) is None
+        assert await store.get_setting("abq.devices") is None
+
+    run(scenario())
+
+    def append(worker: int) -> None:
+        async def many() -> None:
+            store = new_store()
+            for n in range(100):
+                await store.update_setting("list", lambda v, n=n: [*(v or []), f"{worker}-{n}"])
+                await asyncio.sleep(0)
+
+        asyncio.run(many())
+
+    threads = [threading.Thread(target=append, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = asyncio.run(new_store().get_setting("list"))
+    assert sorted(stored) == sorted(f"{w}-{n}" for w in range(2) for n in range(100))
+
+
 def test_setting_names_and_prefixes_are_data(new_store: Callable[[], StateStore]) -> None:
     async def scenario() -> None:
         store = new_store()

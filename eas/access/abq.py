@@ -445,8 +445,13 @@ async def device_entries(store: StateStore) -> list[DeviceEntry]:
     return _loaded(await store.get_setting("abq.devices"), check_entry)
 
 
-async def _save_entries(store: StateStore, entries: list[DeviceEntry]) -> None:
-    await store.set_setting("abq.devices", check_entries([asdict(e) for e in entries]) or None)
+async def _change_entries(store: StateStore, change: Callable[[list[DeviceEntry]], list[DeviceEntry]]) -> None:
+    """Replace the device list by ``change(entries)`` in one transaction of the store, so
+    that two administrators changing it at once both keep their change."""
+    def update(raw: Any) -> Any:
+        return check_entries([asdict(e) for e in change(_loaded(raw, check_entry))]) or None
+
+    await store.update_setting("abq.devices", update)
 
 
 async def set_device(store: StateStore, device_id: str, state: str, *, user: str = "", actor: str,
@@ -456,8 +461,7 @@ async def set_device(store: StateStore, device_id: str, state: str, *, user: str
     same key. ``ValueError``/``TypeError``: nothing stored."""
     entry = check_entry({"device_id": device_id, "user": user, "state": state, "note": note, "actor": actor,
                          "time": time.time()})
-    entries = [e for e in await device_entries(store) if e.key != entry.key]
-    await _save_entries(store, [*entries, entry])
+    await _change_entries(store, lambda entries: [*(e for e in entries if e.key != entry.key), entry])
     await store.record_event(AuditEvent(f"abq.device.{entry.state}", actor=actor, user=entry.user,
                                         device_id=entry.device_id,
                                         detail="; ".join(filter(None, ("personal" if entry.user else "device list",
@@ -467,11 +471,17 @@ async def set_device(store: StateStore, device_id: str, state: str, *, user: str
 async def delete_device(store: StateStore, device_id: str, *, user: str = "", actor: str) -> bool:
     """Remove the entry of (device id, user); False when there was none."""
     key = (check_device_id(device_id).casefold(), check_account(user))
-    entries = await device_entries(store)
-    kept = [e for e in entries if e.key != key]
-    if len(kept) == len(entries):
+    removed = False
+
+    def drop(entries: list[DeviceEntry]) -> list[DeviceEntry]:
+        nonlocal removed
+        kept = [e for e in entries if e.key != key]
+        removed = len(kept) != len(entries)
+        return kept
+
+    await _change_entries(store, drop)
+    if not removed:
         return False
-    await _save_entries(store, kept)
     await store.record_event(AuditEvent("abq.device.delete", actor=actor, user=key[1], device_id=device_id))
     return True
 
@@ -496,8 +506,7 @@ async def import_devices(store: StateStore, lines: Iterable[str], state: str, *,
         made[entry.key] = entry
         if len(made) > MAX_ENTRIES:
             raise ValueError(f"line {number}: more than {MAX_ENTRIES} entries")
-    entries = [e for e in await device_entries(store) if e.key not in made]
-    await _save_entries(store, [*entries, *made.values()])
+    await _change_entries(store, lambda entries: [*(e for e in entries if e.key not in made), *made.values()])
     for entry in made.values():
         await store.record_event(AuditEvent(f"abq.device.{entry.state}", actor=actor, user=entry.user,
                                             device_id=entry.device_id, detail="imported"))
@@ -512,21 +521,32 @@ async def rules(store: StateStore) -> list[Rule]:
 async def add_rule(store: StateStore, action: str, field: str, value: str, *, regex: bool = False,
                    domain: str = "", actor: str) -> Rule:
     """A new rule with the next free id (``ValueError``/``TypeError``: nothing stored)."""
-    existing = await rules(store)
-    rule = check_rule({"id": max((r.id for r in existing), default=0) + 1, "action": action, "field": field,
-                       "value": value, "regex": regex, "domain": domain})
-    await store.set_setting("abq.rules", check_rules([asdict(r) for r in (*existing, rule)]))
-    await store.record_event(AuditEvent("abq.rule.add", actor=actor, detail=rule.describe()))
-    return rule
+    given = {"action": action, "field": field, "value": value, "regex": regex, "domain": domain}
+    check_rule({"id": 1, **given})  # bad input refused before the store is locked
+    made: list[Rule] = []
+
+    def add(raw: Any) -> Any:
+        existing = _loaded(raw, check_rule)
+        made[:] = [check_rule({"id": max((r.id for r in existing), default=0) + 1, **given})]
+        return check_rules([asdict(r) for r in (*existing, *made)])
+
+    await store.update_setting("abq.rules", add)
+    await store.record_event(AuditEvent("abq.rule.add", actor=actor, detail=made[0].describe()))
+    return made[0]
 
 
 async def delete_rule(store: StateStore, rule_id: int, *, actor: str) -> bool:
     """Remove rule ``rule_id``; False when there is none."""
-    existing = await rules(store)
-    removed = [r for r in existing if r.id == rule_id]
+    removed: list[Rule] = []
+
+    def drop(raw: Any) -> Any:
+        existing = _loaded(raw, check_rule)
+        removed[:] = [r for r in existing if r.id == rule_id]
+        return [asdict(r) for r in existing if r.id != rule_id] or None
+
+    await store.update_setting("abq.rules", drop)
     if not removed:
         return False
-    await store.set_setting("abq.rules", [asdict(r) for r in existing if r.id != rule_id] or None)
     await store.record_event(AuditEvent("abq.rule.delete", actor=actor, detail=removed[0].describe()))
     return True
 
@@ -540,16 +560,20 @@ async def set_mode(store: StateStore, mode: str, *, actor: str, grandfather: boo
     old = raw if raw in MODES else "permissive"
     kept: list[DeviceEntry] = []
     if grandfather and mode in ("interactive", "strict") and old in ("permissive", "disabled"):
-        entries = await device_entries(store)
-        known = {e.key for e in entries}
+        devices = await store.list_devices()
         now = time.time()
-        for device in await store.list_devices():
-            entry = DeviceEntry(device.device_id, device.user.casefold(), "allowed", "grandfathered", actor, now)
-            if device.access == "allowed" and entry.key not in known:
-                known.add(entry.key)
-                kept.append(entry)
-        if kept:
-            await _save_entries(store, [*entries, *kept])
+
+        def keep_allowed(entries: list[DeviceEntry]) -> list[DeviceEntry]:
+            known = {e.key for e in entries}
+            kept.clear()
+            for device in devices:
+                entry = DeviceEntry(device.device_id, device.user.casefold(), "allowed", "grandfathered", actor, now)
+                if device.access == "allowed" and entry.key not in known:
+                    known.add(entry.key)
+                    kept.append(entry)
+            return [*entries, *kept]
+
+        await _change_entries(store, keep_allowed)
     await store.set_setting("abq.mode", mode)
     await store.record_event(AuditEvent("abq.mode", actor=actor, detail=f"{old} -> {mode}"
                                         + (f" ({len(kept)} devices grandfathered)" if kept else "")))

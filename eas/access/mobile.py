@@ -184,10 +184,13 @@ async def list_groups(store: StateStore) -> list[dict[str, Any]]:
 
 async def _change_groups(store: StateStore, change: Callable[[list[dict[str, Any]]], None], *, actor: str,
                          action: str, detail: str) -> list[dict[str, Any]]:
-    groups = await list_groups(store)
-    change(groups)
-    groups = _groups(groups)
-    await store.set_setting("mobile.groups", groups)
+    def update(raw: Any) -> Any:
+        groups = _read_groups(raw)
+        change(groups)
+        return _groups(groups)
+
+    # One transaction of the store: two administrators editing groups at once both keep their edit.
+    groups: list[dict[str, Any]] = await store.update_setting("mobile.groups", update)
     await store.record_event(AuditEvent(action, actor=actor, detail=detail))
     return groups
 

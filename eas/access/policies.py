@@ -249,9 +249,8 @@ async def set_values(store: StateStore, level: str, name: str | None, values: Ma
     if not values:
         raise ValueError("nothing to set: give ELEMENT=VALUE")
     given = check_policy(dict(values))
-    current = await store.get_setting(key)
-    merged = check_policy({**(current if isinstance(current, dict) else {}), **given})
-    await store.set_setting(key, merged)
+    merged: dict[str, Any] = await store.update_setting(key, lambda current: check_policy(
+        {**(current if isinstance(current, dict) else {}), **given}))
     await store.record_event(AuditEvent("policy.set", actor=actor, user=_user(key),
                                         detail=f"{label(key)}: {json.dumps(given, ensure_ascii=False)}"))
     return merged
@@ -265,11 +264,12 @@ async def clear_values(store: StateStore, level: str, name: str | None, keys: Se
     for k in keys:
         if k not in FLAGS and k not in policy.BY_NAME:
             raise ValueError(f"{str(k)[:64]!r} is neither an EASProvisionDoc element nor one of {', '.join(FLAGS)}")
-    current = await store.get_setting(setting)
-    left: dict[str, Any] | None = None
-    if keys and isinstance(current, dict):
-        left = {k: v for k, v in current.items() if k not in keys} or None
-    await store.set_setting(setting, left)
+    def drop(current: Any) -> dict[str, Any] | None:
+        if keys and isinstance(current, dict):
+            return {k: v for k, v in current.items() if k not in keys} or None
+        return None
+
+    left: dict[str, Any] | None = await store.update_setting(setting, drop)
     await store.record_event(AuditEvent("policy.clear", actor=actor, user=_user(setting),
                                         detail=f"{label(setting)}: {', '.join(keys) or '(the whole level)'}"))
     return left

@@ -347,41 +347,55 @@ async def list_filters(store: StateStore) -> list[Filter]:
     return load(await store.get_setting(SETTING))
 
 
-async def _stored(store: StateStore) -> list[Any]:
-    raw = await store.get_setting(SETTING)
-    return list(raw) if isinstance(raw, list) else []
+async def _change(store: StateStore, change: Callable[[list[Any]], Any]) -> Any:
+    """Change the stored filter list in place with ``change`` in one transaction of the
+    store (two administrators editing at once both keep their edit); what ``change``
+    returns."""
+    result: list[Any] = []
+
+    def update(raw: Any) -> Any:
+        stored = list(raw) if isinstance(raw, list) else []
+        result[:] = [change(stored)]
+        return stored or None
+
+    await store.update_setting(SETTING, update)
+    return result[0]
 
 
 async def add_filter(store: StateStore, raw: Any, *, position: int | None = None, actor: str = "api") -> Filter:
     """Validate and insert a filter at ``position`` (1-based; the end when None)."""
     f = parse_filter(raw)
-    stored = await _stored(store)
-    if len(stored) >= MAX_FILTERS:
-        raise FilterError(f"at most {MAX_FILTERS} filters")
-    if position is None:
-        position = len(stored) + 1
-    if not 1 <= position <= len(stored) + 1:
-        raise FilterError(f"position must be between 1 and {len(stored) + 1}")
-    stored.insert(position - 1, f.to_json())
-    await store.set_setting(SETTING, stored)
-    await store.record_event(AuditEvent("versions.filter.add", actor, detail=f"#{position} {f.describe()}"))
+
+    def insert(stored: list[Any]) -> int:
+        if len(stored) >= MAX_FILTERS:
+            raise FilterError(f"at most {MAX_FILTERS} filters")
+        at = len(stored) + 1 if position is None else position
+        if not 1 <= at <= len(stored) + 1:
+            raise FilterError(f"position must be between 1 and {len(stored) + 1}")
+        stored.insert(at - 1, f.to_json())
+        return at
+
+    at = await _change(store, insert)
+    await store.record_event(AuditEvent("versions.filter.add", actor, detail=f"#{at} {f.describe()}"))
     return f
 
 
 async def delete_filter(store: StateStore, position: int, *, actor: str = "api") -> None:
-    stored = await _stored(store)
-    if not 1 <= position <= len(stored):
-        raise FilterError(f"no filter {position} (there are {len(stored)})")
-    removed = stored.pop(position - 1)
-    await store.set_setting(SETTING, stored or None)
+    def delete(stored: list[Any]) -> Any:
+        if not 1 <= position <= len(stored):
+            raise FilterError(f"no filter {position} (there are {len(stored)})")
+        return stored.pop(position - 1)
+
+    removed = await _change(store, delete)
     await store.record_event(AuditEvent("versions.filter.delete", actor,
                                         detail=f"#{position} {json.dumps(removed, sort_keys=True)}"))
 
 
 async def move_filter(store: StateStore, position: int, to: int, *, actor: str = "api") -> None:
-    stored = await _stored(store)
-    if not 1 <= position <= len(stored) or not 1 <= to <= len(stored):
-        raise FilterError(f"positions must be between 1 and {len(stored)}")
-    stored.insert(to - 1, stored.pop(position - 1))
-    await store.set_setting(SETTING, stored)
+    def move(stored: list[Any]) -> None:
+        if not 1 <= position <= len(stored) or not 1 <= to <= len(stored):
+            raise FilterError(f"positions must be between 1 and {len(stored)}")
+        stored.insert(to - 1, stored.pop(position - 1))
+
+    await _change(store, move)
     await store.record_event(AuditEvent("versions.filter.move", actor, detail=f"#{position} -> #{to}"))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -18,6 +19,7 @@ class MemoryStateStore:
         self._blobs: dict[tuple[str, str], dict[str, bytes]] = {}
         self._settings: dict[str, str] = {}
         self._events: list[AuditEvent] = []
+        self._update_lock = threading.Lock()  # update_setting from several threads' loops
 
     async def get_device(self, user: str, device_id: str) -> DeviceRecord | None:
         text = self._devices.get((user, device_id))
@@ -55,6 +57,16 @@ class MemoryStateStore:
             self._settings.pop(name, None)
         else:
             self._settings[name] = json.dumps(value)
+
+    async def update_setting(self, name: str, change: Callable[[Any], Any]) -> Any:
+        with self._update_lock:
+            text = self._settings.get(name)
+            value = change(None if text is None else json.loads(text))
+            if value is None:
+                self._settings.pop(name, None)
+            else:
+                self._settings[name] = json.dumps(value)
+            return value
 
     async def settings(self, prefix: str = "") -> dict[str, Any]:
         return {k: json.loads(v) for k, v in sorted(self._settings.items()) if k.startswith(prefix)}

@@ -171,6 +171,19 @@ class SQLiteStateStore:
         self._run("writing a setting", lambda db: db.execute(
             "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, text)))
 
+    async def update_setting(self, name: str, change: Callable[[Any], Any]) -> Any:
+        def update(db: sqlite3.Connection) -> Any:
+            with _transaction(db):  # BEGIN IMMEDIATE: other processes' writers wait
+                row = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+                value = change(None if row is None else json.loads(row[0]))
+                if value is None:
+                    db.execute("DELETE FROM settings WHERE name = ?", (name,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, json.dumps(value)))
+                return value
+
+        return self._run("updating a setting", update)
+
     async def settings(self, prefix: str = "") -> dict[str, Any]:
         # substr, not LIKE: a prefix holding % or _ is text, not a pattern.
         rows = self._run("listing settings", lambda db: db.execute(

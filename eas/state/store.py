@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from eas.state.model import AuditEvent, DeviceRecord
@@ -44,6 +44,15 @@ class StateStore(Protocol):
 
     async def set_setting(self, name: str, value: Any) -> None:
         """Store a JSON-serialisable value; None removes the setting."""
+        ...
+
+    async def update_setting(self, name: str, change: Callable[[Any], Any]) -> Any:
+        """In one transaction: read the setting (None when unset), store what
+        ``change(value)`` returns (None removes it), and return that. An exception
+        from ``change`` stores nothing and is raised. For lists and objects that two
+        administrators may change at once (the ABQ lists, filters, groups, policies):
+        neither change is lost. ``change`` runs under the store's lock: keep it short,
+        and it must not call the store."""
         ...
 
     async def settings(self, prefix: str = "") -> dict[str, Any]:
