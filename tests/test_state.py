@@ -871,6 +871,38 @@ def test_update_setting_is_one_transaction(new_store: Callable[[], StateStore]) 
     assert sorted(stored) == sorted(f"{w}-{n}" for w in range(2) for n in range(100))
 
 
+def test_update_device_changes_the_stored_record_in_one_transaction(new_store: Callable[[], StateStore]) -> None:
+    """An administrator's change is made on the record as stored now (a request's
+    commit made meanwhile is kept), a refusal writes nothing, an unknown device is None."""
+    async def scenario() -> None:
+        store = new_store()
+        assert await store.update_device("alice@example.com", "Dev1", lambda d: None) is None
+        await store.commit(device(last_seen=100.0), {"hierarchy": b"h"})
+        admin_copy = await new_store().get_device("alice@example.com", "Dev1")  # read by the admin, then...
+        await store.commit(device(last_seen=200.0, policy_key=77), {})  # ...the device's request commits
+        assert admin_copy is not None and admin_copy.last_seen == 100.0
+
+        def suspend(d: DeviceRecord) -> None:
+            d.suspended = True
+
+        changed = await new_store().update_device("alice@example.com", "Dev1", suspend)
+        assert changed is not None and changed.suspended
+        stored = await store.get_device("alice@example.com", "Dev1")
+        assert stored is not None and (stored.suspended, stored.last_seen, stored.policy_key) == (True, 200.0, 77)
+
+        def refuse(d: DeviceRecord) -> None:
+            d.wipe = "pending"
+            raise ValueError("refused")
+
+        with pytest.raises(ValueError, match="refused"):
+            await store.update_device("alice@example.com", "Dev1", refuse)
+        stored = await store.get_device("alice@example.com", "Dev1")
+        assert stored is not None and stored.wipe == ""
+        assert await store.load("alice@example.com", "Dev1", "hierarchy") == b"h"
+
+    run(scenario())
+
+
 def test_setting_names_and_prefixes_are_data(new_store: Callable[[], StateStore]) -> None:
     async def scenario() -> None:
         store = new_store()

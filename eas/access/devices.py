@@ -4,8 +4,9 @@ List devices with filters, show one with its history, remove a partnership, rese
 sync state, order a remote wipe (or an account-only wipe, 16.1) and cancel it, suspend
 and resume a device's sync, and run a simulated sync of an account (``simulate_sync``).
 
-Every change is made on the stored record (read, change, ``commit(device, {})``) and
-audited as ``device.<action>`` with the actor given (``cli``, ``web:<name>``); then
+Every change is made on the stored record in one transaction of the store
+(``StateStore.update_device``: never a stale copy written back over what a request of
+the device committed meanwhile) and audited as ``device.<action>`` with the actor given (``cli``, ``web:<name>``); then
 ``wake(account)`` is called, if given, so that a running server ends the account's
 waiting long polls and its devices meet the change at once. A request of the device
 running meanwhile keeps the change (``eas.state.session.ADMIN_FIELDS``).
@@ -146,6 +147,17 @@ async def _get(store: StateStore, user: str, device_id: str) -> DeviceRecord:
     return device
 
 
+async def _update(store: StateStore, user: str, device_id: str,
+                  change: Callable[[DeviceRecord], None]) -> DeviceRecord:
+    """``change`` applied to the stored record in one transaction (it raises
+    ``ValueError`` to refuse: nothing is written); ``NoSuchDevice``: no record."""
+    user, device_id = _account(user), check_device_id(device_id)
+    device = await store.update_device(user, device_id, change)
+    if device is None:
+        raise NoSuchDevice(user, device_id)
+    return device
+
+
 async def device_details(store: StateStore, user: str, device_id: str) -> DeviceDetails:
     device = await _get(store, user, device_id)
     history = await store.events(user=device.user, device_id=device.device_id, limit=HISTORY_LIMIT)
@@ -194,25 +206,30 @@ async def wipe(store: StateStore, user: str, device_id: str, *, account_only: bo
                wake: Wake | None = None) -> DeviceRecord:
     """Order a remote wipe, or an account-only wipe (16.1): see the module docstring for
     a wipe ordered again. ``ValueError`` says why one is refused."""
-    device = await _get(store, user, device_id)
     kind = "account-" if account_only else ""
-    if account_only and (not device.protocol_version or Version(device.protocol_version) < ACCOUNT_ONLY_VERSION):
-        raise ValueError(f"an account-only wipe needs a device speaking 16.1; {device.device_id} speaks "
-                         f"{device.protocol_version or 'no version yet'} (a full wipe is possible)")
-    when = _when(device.wipe_requested)
-    if device.wipe == kind + "pending":
-        raise ValueError(f"a{'n account-only' if account_only else ''} wipe of {device.device_id} is already "
-                         f"pending since {when}")
-    if device.wipe == kind + "wiped" or (account_only and device.wipe == "wiped"):
-        raise ValueError(f"{device.device_id} was wiped at {_when(device.wipe_acknowledged)} and is wiped again "
-                         "whenever it connects, until the partnership is removed")
-    if account_only and device.wipe == "pending":
-        raise ValueError(f"a full wipe of {device.device_id} is pending since {when}: it covers the account")
-    previous = device.wipe
-    device.wipe = kind + "pending"
-    device.wipe_requested = time.time()
-    device.wipe_acknowledged = 0.0
-    await store.commit(device, {})
+    previous = ""
+
+    def order(device: DeviceRecord) -> None:
+        nonlocal previous
+        if account_only and (not device.protocol_version
+                             or Version(device.protocol_version) < ACCOUNT_ONLY_VERSION):
+            raise ValueError(f"an account-only wipe needs a device speaking 16.1; {device.device_id} speaks "
+                             f"{device.protocol_version or 'no version yet'} (a full wipe is possible)")
+        when = _when(device.wipe_requested)
+        if device.wipe == kind + "pending":
+            raise ValueError(f"a{'n account-only' if account_only else ''} wipe of {device.device_id} is already "
+                             f"pending since {when}")
+        if device.wipe == kind + "wiped" or (account_only and device.wipe == "wiped"):
+            raise ValueError(f"{device.device_id} was wiped at {_when(device.wipe_acknowledged)} and is wiped "
+                             "again whenever it connects, until the partnership is removed")
+        if account_only and device.wipe == "pending":
+            raise ValueError(f"a full wipe of {device.device_id} is pending since {when}: it covers the account")
+        previous = device.wipe
+        device.wipe = kind + "pending"
+        device.wipe_requested = time.time()
+        device.wipe_acknowledged = 0.0
+
+    device = await _update(store, user, device_id, order)
     await _changed(store, device, "device.wipe", actor, wake,
                    ("account only" if account_only else "full") + (f", was {previous}" if previous else ""))
     return device
@@ -221,16 +238,21 @@ async def wipe(store: StateStore, user: str, device_id: str, *, account_only: bo
 async def cancel_wipe(store: StateStore, user: str, device_id: str, *, actor: str,
                       wake: Wake | None = None) -> DeviceRecord:
     """Call off a wipe the device has not acknowledged (``ValueError`` otherwise)."""
-    device = await _get(store, user, device_id)
-    if device.wipe not in WIPE_PENDING:
-        if not device.wipe:
-            raise ValueError(f"no wipe of {device.device_id} to cancel")
-        raise ValueError(f"the wipe of {device.device_id} was acknowledged at {_when(device.wipe_acknowledged)} "
-                         f"({device.wipe}) and cannot be cancelled; remove the partnership to let it sync again")
-    was = device.wipe
-    device.wipe = ""
-    device.wipe_requested = 0.0
-    await store.commit(device, {})
+    was = ""
+
+    def cancel(device: DeviceRecord) -> None:
+        nonlocal was
+        if device.wipe not in WIPE_PENDING:
+            if not device.wipe:
+                raise ValueError(f"no wipe of {device.device_id} to cancel")
+            raise ValueError(f"the wipe of {device.device_id} was acknowledged at "
+                             f"{_when(device.wipe_acknowledged)} ({device.wipe}) and cannot be cancelled; "
+                             "remove the partnership to let it sync again")
+        was = device.wipe
+        device.wipe = ""
+        device.wipe_requested = 0.0
+
+    device = await _update(store, user, device_id, cancel)
     await _changed(store, device, "device.wipe.cancel", actor, wake, was)
     return device
 
@@ -248,11 +270,16 @@ async def resume(store: StateStore, user: str, device_id: str, *, actor: str, wa
 
 async def _suspension(store: StateStore, user: str, device_id: str, suspended: bool, actor: str,
                       wake: Wake | None) -> bool:
-    device = await _get(store, user, device_id)
-    if device.suspended == suspended:
+    changed = False
+
+    def switch(device: DeviceRecord) -> None:
+        nonlocal changed
+        changed = device.suspended != suspended
+        device.suspended = suspended
+
+    device = await _update(store, user, device_id, switch)
+    if not changed:
         return False
-    device.suspended = suspended
-    await store.commit(device, {})
     await _changed(store, device, "device.suspend" if suspended else "device.resume", actor, wake)
     return True
 

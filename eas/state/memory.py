@@ -58,6 +58,17 @@ class MemoryStateStore:
         else:
             self._settings[name] = json.dumps(value)
 
+    async def update_device(self, user: str, device_id: str,
+                            change: Callable[[DeviceRecord], None]) -> DeviceRecord | None:
+        with self._update_lock:
+            text = self._devices.get((user, device_id))
+            if not text:
+                return None
+            device = DeviceRecord.from_json(text)
+            change(device)
+            self._devices[(user, device_id)] = device.to_json()
+            return DeviceRecord.from_json(device.to_json())
+
     async def update_setting(self, name: str, change: Callable[[Any], Any]) -> Any:
         with self._update_lock:
             text = self._settings.get(name)

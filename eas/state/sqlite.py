@@ -171,6 +171,21 @@ class SQLiteStateStore:
         self._run("writing a setting", lambda db: db.execute(
             "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, text)))
 
+    async def update_device(self, user: str, device_id: str,
+                            change: Callable[[DeviceRecord], None]) -> DeviceRecord | None:
+        def update(db: sqlite3.Connection) -> DeviceRecord | None:
+            with _transaction(db):
+                row = db.execute("SELECT record FROM devices WHERE user = ? AND device_id = ?",
+                                 (user, device_id)).fetchone()
+                if row is None:
+                    return None
+                device = _record(row[0])
+                change(device)
+                self._write_device(db, device)
+                return device
+
+        return self._run("updating a device record", update)
+
     async def update_setting(self, name: str, change: Callable[[Any], Any]) -> Any:
         def update(db: sqlite3.Connection) -> Any:
             with _transaction(db):  # BEGIN IMMEDIATE: other processes' writers wait

@@ -25,6 +25,15 @@ class StateStore(Protocol):
         """In one transaction: write the device record and the blobs (None deletes one)."""
         ...
 
+    async def update_device(self, user: str, device_id: str,
+                            change: Callable[[DeviceRecord], None]) -> DeviceRecord | None:
+        """In one transaction: read the device record, let ``change`` change it in place,
+        write it, and return it (None: no such device, nothing called). An exception
+        from ``change`` writes nothing and is raised. For administrators' changes (a
+        wipe, a suspension), so that they never write back a stale copy of the record
+        over what a request of the device committed meanwhile."""
+        ...
+
     async def list_devices(self, user: str | None = None) -> list[DeviceRecord]:
         ...
 
