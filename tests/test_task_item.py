@@ -212,3 +212,19 @@ def random_tasks(draw: st.DrawFn) -> Task:
 @given(task=random_tasks(), version=st.sampled_from(VERSIONS))
 def test_property_round_trip(task: Task, version: str) -> None:
     assert tasks.parse(render(task, version), Version(version)) == task
+
+
+def test_a_reminder_time_without_the_reminder_is_dropped_as_when_written() -> None:
+    """Found by the tree property test (test_pim): a ReminderTime without ReminderSet 1
+    was kept when read but never written, so a task did not survive its round trip."""
+    w = Writer()
+    with w.tag(AirSync.ApplicationData):
+        w.leaf(T.ReminderTime, "2024-02-29T10:00:00.000Z")
+    task = tasks.parse(decode(w.getvalue()), Version("2.5"))
+    assert (task.reminder_set, task.reminder_time) == (False, None)
+    again = tasks.parse(render(task, "2.5"), Version("2.5"))
+    assert (again.reminder_set, again.reminder_time) == (False, None)
+    with_reminder = tasks.parse(render(dataclasses.replace(task, reminder_set=True,
+                                                           reminder_time=datetime(2024, 2, 29, 10, tzinfo=UTC)),
+                                       "2.5"), Version("2.5"))
+    assert with_reminder.reminder_time == datetime(2024, 2, 29, 10, tzinfo=UTC)

@@ -127,6 +127,8 @@ def parse(node: Node, version: Version) -> Task:
         raise pim.bad("Complete is 1 without DateCompleted")
     if not task.complete:
         task.date_completed = None
+    if not task.reminder_set:  # a reminder time means nothing without the reminder (and is not written back)
+        task.reminder_time = None
     if task.utc_start_date and task.utc_due_date and task.utc_due_date < task.utc_start_date:
         raise pim.bad("the task is due before it starts")
     task.sent = pim.sent_fields(node, ATTRIBUTES)
