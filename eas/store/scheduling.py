@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from eas.backend import BackendError, FolderType, ItemNotFound
 from eas.items import meeting
-from eas.items.calendar import Attendee, Calendar
+from eas.items.calendar import Attendee, Calendar, occurrence
 
 if TYPE_CHECKING:
     from eas.store.mime import Parsed
@@ -217,15 +217,6 @@ def _pattern(event: Calendar) -> Any:
 
 
 def _occurrence(series: Calendar, instance: datetime) -> Calendar:
-    """One occurrence of a series as it stands (its exception's values over the series'),
-    with ``instance_id`` set: what ``change_item`` takes for an occurrence."""
-    occ = dataclasses.replace(series, id="", recurrence=None, exceptions=[], instance_id=instance, start=instance)
-    if series.start is not None and series.end is not None:
-        occ.end = instance + (series.end - series.start)
-    for ex in series.exceptions:
-        if ex.original_start == instance and not ex.deleted:
-            for f in dataclasses.fields(ex):
-                value = getattr(ex, f.name)
-                if f.name not in ("original_start", "deleted") and value is not None:
-                    setattr(occ, f.name, value)
-    return occ
+    """One occurrence of a series as it stands (``calendar.occurrence``), with
+    ``instance_id`` set and no id: what ``change_item`` takes for an occurrence."""
+    return dataclasses.replace(occurrence(series, instance), id="", instance_id=instance)
