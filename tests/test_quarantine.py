@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_sync import coll, collection
 
 from eas import tags
 from eas.access import AccessDecision, change_setting
@@ -84,18 +85,6 @@ def options(version: str) -> str:
     if version == "2.5":
         return "<Options><Truncation>9</Truncation></Options>"
     return "<Options><b:BodyPreference><b:Type>1</b:Type></b:BodyPreference></Options>"
-
-
-def coll(cid: str, key: str, inner: str = "") -> str:
-    return f"<Collection><SyncKey>{key}</SyncKey><CollectionId>{cid}</CollectionId>{inner}</Collection>"
-
-
-def collection(reply: Reply, cid: str) -> Node:
-    assert reply.node is not None, "empty response"
-    for c in reply.node.find(A.Collections) or []:
-        if c.findtext(A.CollectionId) == cid:
-            return c
-    raise AssertionError(f"no collection {cid} in {reply.xml}")
 
 
 def commands(c: Node) -> list[tuple[str, str, Node]]:
